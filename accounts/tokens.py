@@ -1,0 +1,161 @@
+"""Every kind of token Keymaster issues, and the authentication classes that accept each kind.
+
+All tokens are HS256 JWTs (algorithm pinned, issuer set and checked by simplejwt) that say what
+they are in a `kind` claim:
+
+- ``user``: a person (``sub`` = user id). A staff user's or an app admin's token is the guide's
+  "admin JWT"; everyone's is the "user JWT" / "account JWT".
+- ``client``: an app's backend after the client credentials grant (``sub`` = client_id, with
+  ``scope``). Only accepted where an app acts, never where a person does, and vice versa.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.middleware.csrf import CsrfViewMiddleware
+from rest_framework import exceptions
+from rest_framework.request import Request
+from rest_framework_simplejwt.authentication import JWTAuthentication
+from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+from rest_framework_simplejwt.tokens import AccessToken, RefreshToken, Token
+
+from accounts.models import App, User
+
+KIND_USER = "user"
+KIND_CLIENT = "client"
+SCOPE_PUSH_SEND = "push:send"
+KNOWN_SCOPES = frozenset({SCOPE_PUSH_SEND})
+
+
+def user_tokens_issue(user: User) -> dict[str, str]:
+    """Issue a user's access and refresh tokens."""
+    refresh = RefreshToken.for_user(user)
+    refresh["kind"] = KIND_USER
+    return {"access": str(refresh.access_token), "refresh": str(refresh)}
+
+
+def user_access_token_issue(user: User) -> str:
+    """Issue a user's access token alone (the Account page's cookie)."""
+    token = AccessToken.for_user(user)
+    token["kind"] = KIND_USER
+    return str(token)
+
+
+def client_token_issue(app: App, scopes: list[str]) -> dict[str, Any]:
+    """Issue an app's client-credentials access token (RFC 6749 §4.4.3 answer)."""
+    lifetime = timedelta(seconds=settings.JWT_CLIENT_LIFETIME)
+    token = AccessToken()
+    token.set_exp(lifetime=lifetime)
+    token["sub"] = app.client_id
+    token["kind"] = KIND_CLIENT
+    token["scope"] = " ".join(scopes)
+    return {
+        "access_token": str(token),
+        "token_type": "Bearer",
+        "expires_in": int(lifetime.total_seconds()),
+        "scope": " ".join(scopes),
+    }
+
+
+@dataclass(frozen=True)
+class AppClient:
+    """The caller behind a client token: an app's backend, with the scopes it was granted."""
+
+    app: App
+    scopes: frozenset[str]
+    is_authenticated: bool = True
+    is_staff: bool = False
+
+    @property
+    def pk(self) -> str:
+        return self.app.client_id
+
+
+class _KindAuthentication(JWTAuthentication):
+    """A bearer JWT of one kind only: any other kind, however valid, is a 401."""
+
+    kind = ""
+
+    def authenticate(self, request: Request) -> tuple[Any, Token] | None:
+        header = self.get_header(request)
+        if header is None:
+            return None
+        raw = self.get_raw_token(header)
+        if raw is None:
+            return None
+        return self.authenticate_raw(raw)
+
+    def authenticate_raw(self, raw: bytes) -> tuple[Any, Token]:
+        try:
+            token = self.get_validated_token(raw)
+        except (InvalidToken, TokenError) as exc:
+            raise exceptions.AuthenticationFailed("The token is invalid or expired.") from exc
+        if token.get("kind") != self.kind:
+            raise exceptions.AuthenticationFailed(
+                f"This endpoint needs a {self.kind} token; a {token.get('kind')} token was sent."
+            )
+        return self.principal(token), token
+
+    def principal(self, token: Token) -> Any:
+        raise NotImplementedError
+
+
+class UserTokenAuthentication(_KindAuthentication):
+    """A person's access token, from `Authorization: Bearer`."""
+
+    kind = KIND_USER
+
+    def principal(self, token: Token) -> User:
+        try:
+            user = User.objects.get(pk=token["sub"], is_active=True)
+        except (User.DoesNotExist, KeyError, ValueError) as exc:
+            raise exceptions.AuthenticationFailed(
+                "The token's user is unknown or inactive."
+            ) from exc
+        return user
+
+
+class ClientTokenAuthentication(_KindAuthentication):
+    """An app backend's client-credentials token, from `Authorization: Bearer`."""
+
+    kind = KIND_CLIENT
+
+    def principal(self, token: Token) -> AppClient:
+        try:
+            app = App.objects.get(app_id=token["sub"])
+        except (App.DoesNotExist, KeyError, ValueError) as exc:
+            raise exceptions.AuthenticationFailed("The token's app is unknown.") from exc
+        return AppClient(app=app, scopes=frozenset(str(token.get("scope", "")).split()))
+
+
+class CookieTokenAuthentication(UserTokenAuthentication):
+    """A person's access token from the `access_token` cookie, CSRF-checked like a session."""
+
+    def authenticate(self, request: Request) -> tuple[Any, Token] | None:
+        raw = request.COOKIES.get(settings.ACCESS_TOKEN_COOKIE)
+        if not raw:
+            return None
+        result = self.authenticate_raw(raw.encode())
+        _enforce_csrf(request)
+        return result
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="api"'
+
+
+class _CsrfCheck(CsrfViewMiddleware):
+    def _reject(self, request: Any, reason: str) -> Any:  # return the reason, not a page
+        return reason
+
+
+def _enforce_csrf(request: Request) -> None:
+    # The same check SessionAuthentication makes: a cookie travels with cross-site requests.
+    check = _CsrfCheck(lambda req: None)
+    check.process_request(request)
+    reason = check.process_view(request, None, (), {})
+    if reason:
+        raise exceptions.PermissionDenied(f"CSRF failed: {reason}")

@@ -1,0 +1,83 @@
+"""Run an aiohttp application on a loopback port in a background thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+
+from aiohttp import web
+
+
+class FakeServer:
+    """An aiohttp app served on 127.0.0.1 from its own thread and event loop.
+
+    `start()` returns the base URL (``http://127.0.0.1:PORT``); `stop()` shuts it down.
+    Subclasses (or callers) provide the app through `make_app`.
+    """
+
+    def __init__(self, make_app: Callable[[], web.Application], *, port: int = 0) -> None:
+        self._make_app = make_app
+        self._port = port
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    def start(self) -> str:
+        """Start serving and return the base URL."""
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            self._loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self._loop)
+            try:
+                self._loop.run_until_complete(self._serve())
+            except BaseException as exc:  # reported to the starting thread
+                failure.append(exc)
+                ready.set()
+                return
+            ready.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name="fake-server", daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        if failure:
+            raise failure[0]
+        return self.url
+
+    async def _serve(self) -> None:
+        self._runner = web.AppRunner(self._make_app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", self._port)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{port}"
+
+    def call(self, func: Callable[[], object]) -> object:
+        """Run `func` on the server's loop (for state shared with handlers)."""
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(_as_coro(func), self._loop).result(10)
+
+    def stop(self) -> None:
+        """Stop serving and join the thread."""
+        if self._loop is None or self._runner is None:
+            return
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+        self._loop = None
+
+    def __enter__(self) -> FakeServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+async def _as_coro(func: Callable[[], object]) -> object:
+    return func()

@@ -1,0 +1,252 @@
+"""Keymaster settings, all read from the environment (see .env.example for each one's meaning)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+
+def _positive_int(name: str, default: int) -> int:
+    """Read an integer setting that must be ≥ 1, stopping start-up with its name otherwise."""
+    try:
+        value = env.int(name, default=default)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be an integer: {exc}") from exc
+    if value < 1:
+        raise ImproperlyConfigured(f"{name} must be a positive integer, got {value}")
+    return value
+
+
+def _csv(name: str) -> list[str]:
+    return [item.strip() for item in env.str(name, default="").split(",") if item.strip()]
+
+
+DEBUG = env.bool("DEBUG", default=False)
+
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is required when DEBUG is off: set the SECRET_KEY environment variable "
+            "to a long random string (see .env.example)."
+        )
+    SECRET_KEY = "dev-only-insecure-key-never-use-in-production-0123456789abcdef"  # noqa: S105
+
+ALLOWED_HOSTS = _csv("ALLOWED_HOSTS") or (["127.0.0.1", "localhost", "testserver"] if DEBUG else [])
+CSRF_TRUSTED_ORIGINS = _csv("CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_q",
+    "keymaster",
+    "accounts",
+    "push",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "keymaster.urls"
+WSGI_APPLICATION = "keymaster.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+# SQLite is the zero-setup default for `make run`; production and CI use PostgreSQL.
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The web server and the qcluster worker write at the same time: WAL lets readers go on
+    # while one writes, IMMEDIATE makes writers queue on the busy timeout instead of failing.
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Nothing shared may live in one process's memory, so there is no per-process cache: quotas,
+# rate limits and guess throttles are counters in the database (keymaster.ratelimit).
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+
+AUTH_USER_MODEL = "accounts.User"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "/login"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+WHITENOISE_USE_FINDERS = DEBUG
+
+# --- Security (all on when DEBUG is off: `manage.py check --deploy` reports nothing) ---------
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_PRELOAD = not DEBUG
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+# Request bodies past this are refused with 413 before they are parsed.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2 * 1024 * 1024)
+
+# --- API ------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "keymaster.errors.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Keymaster API",
+    "DESCRIPTION": "Push notification broker: devices, sends, receipts, and the tokens to call it.",
+    "VERSION": "3.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Tokens ---------------------------------------------------------------------------------
+JWT_ISSUER = env.str("JWT_ISSUER", default="keymaster")
+SIMPLE_JWT = {
+    "ALGORITHM": "HS256",  # pinned: tokens signed any other way (or `alg: none`) are refused
+    "SIGNING_KEY": env.str("JWT_SIGNING_KEY", default=SECRET_KEY),
+    "ISSUER": JWT_ISSUER,
+    "ACCESS_TOKEN_LIFETIME": timedelta(seconds=_positive_int("JWT_ACCESS_LIFETIME", 900)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(seconds=_positive_int("JWT_REFRESH_LIFETIME", 86_400)),
+    "UPDATE_LAST_LOGIN": False,
+    "USER_ID_FIELD": "id",
+    "USER_ID_CLAIM": "sub",
+    "LEEWAY": 0,
+}
+JWT_CLIENT_LIFETIME = _positive_int("JWT_CLIENT_LIFETIME", 3600)
+# The cookie the Account page's own JavaScript authenticates with (second seed).
+ACCESS_TOKEN_COOKIE = "access_token"
+
+# Guessing protection for passwords, client secrets and the token endpoints: attempts per
+# window, counted in the database so every process shares the count.
+AUTH_THROTTLE_ATTEMPTS = _positive_int("AUTH_THROTTLE_ATTEMPTS", 10)
+AUTH_THROTTLE_WINDOW = _positive_int("AUTH_THROTTLE_WINDOW", 300)
+
+# --- Push -----------------------------------------------------------------------------------
+PUSH_MAX_BATCH_SIZE = _positive_int("PUSH_MAX_BATCH_SIZE", 500)
+PUSH_DEFAULT_DAILY_QUOTA = _positive_int("PUSH_DEFAULT_DAILY_QUOTA", 10_000)
+PUSH_REGISTRATIONS_PER_HOUR = _positive_int("PUSH_REGISTRATIONS_PER_HOUR", 10)
+PUSH_DEFAULT_APP_ID = env.str("PUSH_DEFAULT_APP_ID", default="")
+PUSH_VAPID_SUBJECT = env.str("PUSH_VAPID_SUBJECT", default="mailto:push@keymaster.invalid")
+# MultiFernet keys for push tokens and other secrets at rest, newest first (comma-separated).
+TOKEN_ENCRYPTION_KEYS = _csv("TOKEN_ENCRYPTION_KEYS")
+# Key for the HMAC that finds a token again without decrypting every row.
+TOKEN_LOOKUP_KEY = env.str("TOKEN_LOOKUP_KEY", default="")
+if not TOKEN_ENCRYPTION_KEYS or not TOKEN_LOOKUP_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "TOKEN_ENCRYPTION_KEYS and TOKEN_LOOKUP_KEY are required when DEBUG is off "
+            "(see .env.example for how to generate them)."
+        )
+    TOKEN_ENCRYPTION_KEYS = TOKEN_ENCRYPTION_KEYS or [
+        "Bgw5VGbHxtTbpvJ6tGVfrYyBWbiTEu2cnxeUt7ylnFk="
+    ]
+    TOKEN_LOOKUP_KEY = TOKEN_LOOKUP_KEY or "dev-only-lookup-key"  # noqa: S105
+# Hosts (names, addresses, CIDRs) that outbound calls may reach even though they are internal,
+# and over plain http: for local testing only.
+OUTBOUND_ALLOWED_HOSTS = env.str("OUTBOUND_ALLOWED_HOSTS", default="")
+FCM_API_URL = env.str("FCM_API_URL", default="https://fcm.googleapis.com")
+FCM_CREDENTIALS_FILE = env.str("FCM_CREDENTIALS_FILE", default="")
+
+# --- Tasks (django-q2, ORM broker: durable, a task survives a killed worker) ----------------
+Q_CLUSTER = {
+    "name": "keymaster",
+    "orm": "default",
+    "workers": env.int("Q_WORKERS", default=2),
+    "timeout": env.int("Q_TIMEOUT", default=120),
+    # retry must exceed timeout, or a slow task is handed out twice while still running.
+    "retry": env.int("Q_RETRY", default=180),
+    "max_attempts": 5,
+    "ack_failures": True,
+    # Keep no successful results: each saved result is a write per task.
+    "save_limit": -1,
+    "bulk": 10,
+    "poll": 0.2,
+    "catch_up": False,
+    "label": "Tasks",
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

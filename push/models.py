@@ -1,0 +1,267 @@
+"""Push config, devices, notifications, their deliveries and the receipts sent about them."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from accounts.models import App
+from keymaster.crypto import EncryptedTextField
+
+MAX_TTL = 2_419_200  # 28 days, FCM's maximum
+
+
+def _default_quota() -> int:
+    return settings.PUSH_DEFAULT_DAILY_QUOTA
+
+
+class PushConfig(models.Model):
+    """An app's push settings; keys and the webhook secret are provisioned on first enable."""
+
+    app = models.OneToOneField(
+        App, on_delete=models.CASCADE, primary_key=True, related_name="push_config"
+    )
+    enabled = models.BooleanField(default=False)
+    webhook_url = models.CharField(max_length=2000, blank=True)
+    webhook_secret = EncryptedTextField(blank=True)
+    daily_quota = models.PositiveIntegerField(default=_default_quota)
+    vapid_private_key = EncryptedTextField(blank=True, help_text="PKCS8 PEM")
+    vapid_public_key = models.CharField(max_length=100, blank=True, help_text="base64url point")
+    fcm_service_account = EncryptedTextField(blank=True, help_text="per-app override (JSON)")
+    fcm_project_id = models.CharField(max_length=200, blank=True)
+    fcm_client_email = models.CharField(max_length=300, blank=True)
+    # A 410 from the webhook turns receipts off until the URL is changed.
+    webhook_disabled_at = models.DateTimeField(null=True, blank=True)
+    webhook_disabled_reason = models.CharField(max_length=300, blank=True)
+    # The last delivery failure that means a misconfigured app (not a dead token).
+    last_error = models.CharField(max_length=300, blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    @property
+    def is_provisioned(self) -> bool:
+        return bool(self.vapid_private_key and self.webhook_secret)
+
+
+class Platform(models.TextChoices):
+    WEB = "web"
+    IOS = "ios"
+    ANDROID = "android"
+
+
+class Transport(models.TextChoices):
+    FCM = "fcm"
+    WEBPUSH = "webpush"
+
+
+class Device(models.Model):
+    """One registered push token (FCM) or Web Push subscription of one user in one app."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="devices")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="devices"
+    )
+    platform = models.CharField(max_length=10, choices=Platform.choices)
+    transport = models.CharField(max_length=10, choices=Transport.choices)
+    # The FCM token, or the Web Push subscription as JSON: encrypted, never logged.
+    token = EncryptedTextField()
+    token_hmac = models.CharField(max_length=64)
+    label = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            # Re-registering a token finds its device by (app, token_hmac): this index.
+            models.UniqueConstraint(fields=["app", "token_hmac"], name="uniq_device_token")
+        ]
+        indexes = [
+            # Fan-out on send: the devices of these users in this app.
+            models.Index(fields=["app", "user"], name="device_app_user"),
+            # The Account page: a user's devices across apps.
+            models.Index(fields=["user", "app"], name="device_user_app"),
+        ]
+
+
+class NotificationStatus(models.TextChoices):
+    QUEUED = "queued"  # deliveries outstanding
+    DELIVERED = "delivered"  # every delivery ended, at least one reached a device
+    FAILED = "failed"  # every delivery ended, none reached a device
+    NO_DEVICES = "no_devices"  # the user had no registered device when it was sent
+
+
+class Priority(models.TextChoices):
+    NORMAL = "normal"
+    HIGH = "high"
+
+
+class Urgency(models.TextChoices):
+    VERY_LOW = "very-low"
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+
+
+class Notification(models.Model):
+    """One accepted message to one user of one app."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="notifications")
+    user_id = models.UUIDField()
+    title = models.CharField(max_length=256)
+    body = models.TextField()
+    data = models.JSONField(default=dict)
+    ttl = models.PositiveIntegerField(default=MAX_TTL)
+    priority = models.CharField(max_length=10, choices=Priority.choices, default=Priority.NORMAL)
+    collapse_key = models.CharField(max_length=100, blank=True)
+    urgency = models.CharField(max_length=10, choices=Urgency.choices, blank=True)
+    status = models.CharField(
+        max_length=12, choices=NotificationStatus.choices, default=NotificationStatus.QUEUED
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # The Console's recent notifications and 14-day chart of one app.
+            models.Index(fields=["app", "-created_at"], name="notification_app_recent"),
+        ]
+
+    @property
+    def expires_at(self):  # noqa: ANN201 - datetime
+        return self.created_at + timezone.timedelta(seconds=self.ttl)
+
+
+class DeliveryStatus(models.TextChoices):
+    QUEUED = "queued"  # waiting for a worker (first attempt or a retry at next_attempt_at)
+    SENDING = "sending"  # claimed by a worker until claimed_until
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    INVALID_TOKEN = "invalid_token"
+
+
+DELIVERY_FINAL = (DeliveryStatus.DELIVERED, DeliveryStatus.FAILED, DeliveryStatus.INVALID_TOKEN)
+
+
+class Delivery(models.Model):
+    """One notification to one device, and where that stands."""
+
+    id = models.BigAutoField(primary_key=True)
+    notification = models.ForeignKey(
+        Notification, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="+")
+    # The device may be removed (invalid token, revoked) while the receipt still names it.
+    device = models.ForeignKey(Device, on_delete=models.SET_NULL, null=True, related_name="+")
+    device_ref = models.UUIDField()
+    platform = models.CharField(max_length=10, choices=Platform.choices)
+    status = models.CharField(
+        max_length=14, choices=DeliveryStatus.choices, default=DeliveryStatus.QUEUED
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    error = models.CharField(max_length=100, blank=True)
+    error_detail = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            # The sweeper: queued deliveries that are due, and claims that went stale.
+            models.Index(fields=["status", "next_attempt_at"], name="delivery_due"),
+            # The Console's 14-day chart by outcome.
+            models.Index(fields=["app", "created_at"], name="delivery_app_day"),
+        ]
+
+
+class ReceiptStatus(models.TextChoices):
+    PENDING = "pending"
+    SENDING = "sending"
+    DELIVERED = "delivered"
+    FAILED = "failed"  # gave up: retries ran out, or the webhook answered 410
+
+
+class Receipt(models.Model):
+    """A delivery receipt in the outbox: persisted first, then POSTed to the app's webhook."""
+
+    id = models.BigAutoField(primary_key=True)
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="receipts")
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="receipts")
+    # `webhook-id`: the same on every retry, so receivers can drop replays and duplicates.
+    webhook_id = models.CharField(max_length=64, unique=True)
+    payload = models.TextField(help_text="the exact JSON body that is signed and sent")
+    status = models.CharField(
+        max_length=10, choices=ReceiptStatus.choices, default=ReceiptStatus.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # The sweeper: pending receipts that are due, and stale claims.
+            models.Index(fields=["status", "next_attempt_at"], name="receipt_due"),
+            # The Console's recent receipts of one app.
+            models.Index(fields=["app", "-created_at"], name="receipt_app_recent"),
+        ]
+
+
+class ReceiptAttempt(models.Model):
+    """One POST of a receipt to a webhook, for the Console."""
+
+    receipt = models.ForeignKey(Receipt, on_delete=models.CASCADE, related_name="attempt_log")
+    at = models.DateTimeField(default=timezone.now)
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+
+
+class IdempotencyRecord(models.Model):
+    """The first answer to a send with an `Idempotency-Key`, replayed for 24 hours."""
+
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    endpoint = models.CharField(max_length=50)
+    request_hash = models.CharField(max_length=64)
+    response_status = models.PositiveIntegerField()
+    response_body = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            # A repeat finds the first answer by (app, key); the constraint makes repeats racing
+            # each other end in one send.
+            models.UniqueConstraint(fields=["app", "key"], name="uniq_idempotency_key")
+        ]
+        indexes = [
+            # Pruning records older than 24 hours.
+            models.Index(fields=["created_at"], name="idempotency_created"),
+        ]
+
+
+class AuditEvent(models.Model):
+    """Who changed what in an app's push setup, and when (shown on the Console)."""
+
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="audit_events")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    action = models.CharField(max_length=50)
+    detail = models.JSONField(default=dict)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            # The Console's audit list of one app, newest first.
+            models.Index(fields=["app", "-at"], name="audit_app_recent"),
+        ]

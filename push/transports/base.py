@@ -1,0 +1,50 @@
+"""The contract every push transport keeps: one message for one device in, one Outcome out.
+
+Transports know their provider's protocol and nothing else: they never touch the database
+and never decide what an outcome does to a device. The delivery task does that.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class OutcomeKind(StrEnum):
+    DELIVERED = "delivered"
+    RETRY = "retry"
+    INVALID_TOKEN = "invalid_token"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the provider said about one message to one device.
+
+    `error` is the provider's own code (``UNREGISTERED``, ``http_410``, ``timeout`` ...),
+    `detail` a short human-readable reason that never contains a push token, and
+    `retry_after` the provider's minimum wait in seconds for RETRY outcomes (None: none given).
+    """
+
+    kind: OutcomeKind
+    error: str | None = None
+    detail: str = ""
+    retry_after: float | None = None
+
+    @classmethod
+    def delivered(cls) -> Outcome:
+        return cls(OutcomeKind.DELIVERED)
+
+
+@dataclass(frozen=True)
+class PushMessage:
+    """The provider-neutral content of one notification."""
+
+    notification_id: str
+    title: str
+    body: str
+    data: dict[str, str] = field(default_factory=dict)
+    ttl: int = 2_419_200
+    priority: str = "normal"  # normal | high
+    collapse_key: str | None = None
+    urgency: str | None = None  # Web Push Urgency: very-low | low | normal | high

@@ -1,0 +1,47 @@
+"""Small factories for the tests: users, apps, enrollments and the tokens of each kind."""
+
+from __future__ import annotations
+
+import itertools
+
+from rest_framework.test import APIClient
+
+from accounts.models import App, User
+from accounts.services import app_admin_add, app_create, enrollment_add
+from accounts.tokens import client_token_issue, user_tokens_issue
+
+_seq = itertools.count(1)
+PASSWORD = "correct horse battery staple"
+
+
+def make_user(*, email: str | None = None, staff: bool = False) -> User:
+    email = email or f"user{next(_seq)}@example.com"
+    return User.objects.create_user(email, PASSWORD, is_staff=staff)
+
+
+def make_app(*, name: str | None = None, admin: User | None = None) -> tuple[App, str]:
+    return app_create(name=name or f"App {next(_seq)}", admin=admin)
+
+
+def enroll(app: App, *users: User) -> None:
+    for user in users:
+        enrollment_add(app=app, user=user)
+
+
+def make_admin(app: App) -> User:
+    user = make_user()
+    app_admin_add(app=app, user=user)
+    return user
+
+
+def user_client(user: User) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {user_tokens_issue(user)['access']}")
+    return client
+
+
+def app_client(app: App, scopes: list[str] | None = None) -> APIClient:
+    client = APIClient()
+    token = client_token_issue(app, ["push:send"] if scopes is None else scopes)["access_token"]
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
