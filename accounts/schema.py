@@ -43,3 +43,14 @@ class CookieTokenScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema):  # noqa: ANN001, ANN201
         return {"type": "apiKey", "in": "cookie", "name": "access_token"}
+
+
+class AnyTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "accounts.tokens.AnyTokenAuthentication"
+    name = ["userJWT", "clientJWT"]
+
+    def get_security_definition(self, auto_schema):  # noqa: ANN001, ANN201
+        return [
+            UserTokenScheme.get_security_definition(self, auto_schema),
+            ClientTokenScheme.get_security_definition(self, auto_schema),
+        ]

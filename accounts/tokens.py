@@ -159,3 +159,17 @@ def _enforce_csrf(request: Request) -> None:
     reason = check.process_view(request, None, (), {})
     if reason:
         raise exceptions.PermissionDenied(f"CSRF failed: {reason}")
+
+
+class AnyTokenAuthentication(_KindAuthentication):
+    """A user or a client token, for endpoints both kinds may call (device removal)."""
+
+    def authenticate_raw(self, raw: bytes) -> tuple[Any, Token]:
+        try:
+            token = self.get_validated_token(raw)
+        except (InvalidToken, TokenError) as exc:
+            raise exceptions.AuthenticationFailed("The token is invalid or expired.") from exc
+        kinds = {KIND_USER: UserTokenAuthentication, KIND_CLIENT: ClientTokenAuthentication}
+        if token.get("kind") not in kinds:
+            raise exceptions.AuthenticationFailed("The token does not say what kind it is.")
+        return kinds[token["kind"]]().principal(token), token

@@ -141,8 +141,10 @@ def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     if isinstance(detail, dict):
         for key, value in detail.items():
-            name = "non_field_errors" if key == "non_field_errors" and not prefix else str(key)
-            path = f"{prefix}.{name}" if prefix else name
+            if isinstance(key, int):  # ListField reports its items' errors by index
+                path = f"{prefix}[{key}]"
+            else:
+                path = f"{prefix}.{key}" if prefix else str(key)
             out.update(_flatten(value, path))
     elif isinstance(detail, list) and detail and all(isinstance(d, str) for d in detail):
         out[prefix or "non_field_errors"] = [str(d) for d in detail]

@@ -21,3 +21,6 @@ class Counter(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["key", "window_start"], name="uniq_counter_window")
         ]
+
+    def __str__(self) -> str:
+        return f"{self.key}@{self.window_start}: {self.count}"

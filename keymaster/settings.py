@@ -221,6 +221,9 @@ if not TOKEN_ENCRYPTION_KEYS or not TOKEN_LOOKUP_KEY:
 # Hosts (names, addresses, CIDRs) that outbound calls may reach even though they are internal,
 # and over plain http: for local testing only.
 OUTBOUND_ALLOWED_HOSTS = env.str("OUTBOUND_ALLOWED_HOSTS", default="")
+# Deliveries (and receipts) per queued task: enough to keep many requests in flight per task.
+PUSH_DELIVERY_CHUNK = _positive_int("PUSH_DELIVERY_CHUNK", 250)
+PUSH_RECEIPT_CHUNK = _positive_int("PUSH_RECEIPT_CHUNK", 250)
 FCM_API_URL = env.str("FCM_API_URL", default="https://fcm.googleapis.com")
 FCM_CREDENTIALS_FILE = env.str("FCM_CREDENTIALS_FILE", default="")
 

@@ -41,6 +41,7 @@ urlpatterns = [
     ),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("", include("push.urls")),
     path("login", accounts_views.LoginView.as_view(), name="login"),
     path("logout", accounts_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -42,6 +42,9 @@ class PushConfig(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
+    def __str__(self) -> str:
+        return f"push config of {self.app_id}"
+
     @property
     def is_provisioned(self) -> bool:
         return bool(self.vapid_private_key and self.webhook_secret)
@@ -87,6 +90,9 @@ class Device(models.Model):
             models.Index(fields=["user", "app"], name="device_user_app"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.platform} device {self.id}"
+
 
 class NotificationStatus(models.TextChoices):
     QUEUED = "queued"  # deliveries outstanding
@@ -131,6 +137,9 @@ class Notification(models.Model):
             # The Console's recent notifications and 14-day chart of one app.
             models.Index(fields=["app", "-created_at"], name="notification_app_recent"),
         ]
+
+    def __str__(self) -> str:
+        return f"notification {self.id}"
 
     @property
     def expires_at(self):  # noqa: ANN201 - datetime
@@ -179,6 +188,9 @@ class Delivery(models.Model):
             models.Index(fields=["app", "created_at"], name="delivery_app_day"),
         ]
 
+    def __str__(self) -> str:
+        return f"delivery {self.pk} ({self.status})"
+
 
 class ReceiptStatus(models.TextChoices):
     PENDING = "pending"
@@ -215,6 +227,9 @@ class Receipt(models.Model):
             models.Index(fields=["app", "-created_at"], name="receipt_app_recent"),
         ]
 
+    def __str__(self) -> str:
+        return f"receipt {self.webhook_id} ({self.status})"
+
 
 class ReceiptAttempt(models.Model):
     """One POST of a receipt to a webhook, for the Console."""
@@ -224,6 +239,9 @@ class ReceiptAttempt(models.Model):
     status_code = models.PositiveIntegerField(null=True, blank=True)
     error = models.CharField(max_length=300, blank=True)
     duration_ms = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"attempt {self.status_code or self.error} at {self.at:%Y-%m-%d %H:%M:%S}"
 
 
 class IdempotencyRecord(models.Model):
@@ -248,6 +266,9 @@ class IdempotencyRecord(models.Model):
             models.Index(fields=["created_at"], name="idempotency_created"),
         ]
 
+    def __str__(self) -> str:
+        return f"idempotency key {self.key[:20]}"
+
 
 class AuditEvent(models.Model):
     """Who changed what in an app's push setup, and when (shown on the Console)."""
@@ -265,3 +286,6 @@ class AuditEvent(models.Model):
             # The Console's audit list of one app, newest first.
             models.Index(fields=["app", "-at"], name="audit_app_recent"),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.action} at {self.at:%Y-%m-%d %H:%M:%S}"

@@ -45,3 +45,22 @@ def app_client(app: App, scopes: list[str] | None = None) -> APIClient:
     token = client_token_issue(app, ["push:send"] if scopes is None else scopes)["access_token"]
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
     return client
+
+
+def enable_push(app: App, **fields) -> "PushConfig":  # noqa: F821, UP037
+    from push.services.config import push_config_update
+
+    return push_config_update(app=app, actor=None, enabled=True, **fields)
+
+
+def fcm_token(n: int | str = "") -> str:
+    return f"fcm-token-{n}-" + "x" * 40
+
+
+def register(user: User, app: App, token: str | dict | None = None, platform: str = "android"):
+    from push.services.devices import device_register
+
+    device, _ = device_register(
+        user=user, app_id=app.app_id, platform=platform, push_token=token or fcm_token(next(_seq))
+    )
+    return device

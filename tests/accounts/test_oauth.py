@@ -143,7 +143,6 @@ def test_two_authentication_methods_is_invalid_request(app_and_secret):
 def test_guessing_a_secret_is_throttled_in_the_database(app_and_secret, settings):
     settings.AUTH_THROTTLE_ATTEMPTS = 3
     app, secret = app_and_secret
-    client = APIClient()
     for _ in range(3):
         wrong = _post(
             {"grant_type": "client_credentials"},

@@ -1,0 +1,123 @@
+"""Device registration, Web Push subscription, listing and removal."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import User
+from accounts.permissions import app_for_admin
+from accounts.tokens import (
+    AnyTokenAuthentication,
+    CookieTokenAuthentication,
+    UserTokenAuthentication,
+)
+from keymaster.errors import InvalidInput, NotFound
+from push.api.common import device_label, valid
+from push.selectors import devices_of_app, devices_of_user_by_app, webpush_subscription_count
+from push.serializers import (
+    AccountDevicesOut,
+    DeviceIdOut,
+    DeviceListOut,
+    DeviceListQuery,
+    DeviceOut,
+    RegisterIn,
+    SubscribeIn,
+    SubscribeOut,
+)
+from push.services.devices import device_register, device_remove
+
+
+class RegisterView(APIView):
+    authentication_classes = [UserTokenAuthentication]
+
+    @extend_schema(
+        request=RegisterIn, responses={201: DeviceIdOut, 200: DeviceIdOut}, tags=["devices"]
+    )
+    def post(self, request: Request) -> Response:
+        """Register a device's push token (or refresh it: the device_id is stable)."""
+        data = valid(RegisterIn, request.data)
+        device, created = device_register(
+            user=request.user,
+            app_id=data["app_id"],
+            platform=data["platform"],
+            push_token=data["push_token"],
+            label=device_label(request),
+        )
+        code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        return Response({"device_id": str(device.id)}, status=code)
+
+
+class SubscribeView(APIView):
+    authentication_classes = [CookieTokenAuthentication, UserTokenAuthentication]
+
+    @extend_schema(request=SubscribeIn, responses={200: SubscribeOut}, tags=["devices"])
+    def post(self, request: Request) -> Response:
+        """Save this browser's Web Push subscription (upsert by user, app and endpoint)."""
+        data = valid(SubscribeIn, request.data)
+        app_id = data.pop("app_id", None) or settings.PUSH_DEFAULT_APP_ID
+        if not app_id:
+            raise InvalidInput({"app_id": ["Required: no default app is configured."]})
+        subscription = {
+            "endpoint": data["endpoint"],
+            "expirationTime": data.get("expirationTime"),
+            "keys": dict(data["keys"]),
+        }
+        device, _ = device_register(
+            user=request.user,
+            app_id=app_id,
+            platform="web",
+            push_token=subscription,
+            label=device_label(request),
+            # Keymaster's own app: every signed-in person may get its notifications.
+            auto_enroll=str(app_id) == settings.PUSH_DEFAULT_APP_ID,
+        )
+        return Response({"ok": True, "count": webpush_subscription_count(request.user, device.app)})
+
+
+class DevicesView(APIView):
+    """GET lists an app's devices (admin JWT); DELETE removes one device (client or owner)."""
+
+    authentication_classes = [AnyTokenAuthentication]
+
+    @extend_schema(parameters=[DeviceListQuery], responses={200: DeviceListOut}, tags=["devices"])
+    def get(self, request: Request, pk: str) -> Response:
+        """List the app's devices: ?platform=&user_id= filter, ?limit=&offset= paginate."""
+        if not isinstance(request.user, User):
+            raise NotFound("No such app.")
+        app = app_for_admin(pk, request.user)
+        query = valid(DeviceListQuery, request.query_params)
+        devices = devices_of_app(app, platform=query.get("platform"), user_id=query.get("user_id"))
+        page = devices[query["offset"] : query["offset"] + query["limit"]]
+        return Response(
+            {
+                "devices": DeviceOut(page, many=True).data,
+                "total": devices.count(),
+                "limit": query["limit"],
+                "offset": query["offset"],
+            }
+        )
+
+    @extend_schema(responses={204: None}, tags=["devices"])
+    def delete(self, request: Request, pk: str) -> Response:
+        """Remove a device: its app's backend (push:send) or its own user."""
+        caller = request.user
+        if not isinstance(caller, User) and "push:send" not in getattr(caller, "scopes", ()):
+            self.permission_denied(request, message="This token lacks the push:send scope.")
+        device_remove(device_id=pk, caller=caller)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class AccountDevicesView(APIView):
+    authentication_classes = [UserTokenAuthentication]
+
+    @extend_schema(responses={200: AccountDevicesOut}, tags=["devices"])
+    def get(self, request: Request) -> Response:
+        """List the caller's own devices, grouped by app."""
+        groups = devices_of_user_by_app(request.user)
+        total = sum(len(group["devices"]) for group in groups)
+        return Response(AccountDevicesOut({"apps": groups, "total": total}).data)

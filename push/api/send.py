@@ -1,0 +1,143 @@
+"""POST /push/send, /push/send/bulk, /push/send/batch and GET /push/notifications/{id}."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.permissions import HasPushSendScope
+from accounts.tokens import ClientTokenAuthentication
+from keymaster.errors import InvalidInput
+from push.api.common import valid
+from push.serializers import (
+    BatchIn,
+    BulkIn,
+    NotificationOut,
+    SendIn,
+    SendManyOut,
+    SendOut,
+)
+from push.services.idempotency import MAX_KEY_LENGTH, send_idempotently
+from push.services.notifications import (
+    NotificationDraft,
+    notification_for_app,
+    notifications_send,
+    quota_headers,
+)
+
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="Up to 255 characters; a repeat within 24 h replays the first answer.",
+)
+_CONTENT = ("title", "body", "data", "ttl", "priority", "collapse_key", "urgency")
+
+
+def _draft(user_id: Any, content: dict) -> NotificationDraft:
+    return NotificationDraft(user_id=user_id, **{name: content[name] for name in _CONTENT})
+
+
+class _SendView(APIView):
+    authentication_classes = [ClientTokenAuthentication]
+    permission_classes = [HasPushSendScope]
+    input: type[serializers.Serializer]
+    endpoint = ""
+
+    def drafts(self, data: dict) -> list[NotificationDraft]:
+        raise NotImplementedError
+
+    def answer(self, ids: list, dry_run: bool) -> dict:
+        body: dict[str, Any] = {"notification_ids": [str(i) for i in ids]}
+        return {**body, "dry_run": True} if dry_run else body
+
+    def post(self, request: Request) -> Response:
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and not 0 < len(key) <= MAX_KEY_LENGTH:
+            raise InvalidInput({"Idempotency-Key": [f"Must be 1 to {MAX_KEY_LENGTH} characters."]})
+        data = valid(self.input, request.data)
+        app, headers = request.user.app, {}
+
+        def send() -> tuple[int, dict]:
+            ids, take = notifications_send(
+                app=app, drafts=self.drafts(data), dry_run=data["dry_run"]
+            )
+            headers.update(quota_headers(take))
+            return (200 if data["dry_run"] else 202), self.answer(ids, data["dry_run"])
+
+        status, body, replayed = send_idempotently(
+            app=app,
+            key=None if data["dry_run"] else key,
+            endpoint=self.endpoint,
+            payload=request.data,
+            send=send,
+        )
+        if replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return Response(body, status=status, headers=headers)
+
+
+class SendView(_SendView):
+    input, endpoint = SendIn, "send"
+
+    def drafts(self, data: dict) -> list[NotificationDraft]:
+        return [_draft(data["user_id"], data)]
+
+    def answer(self, ids: list, dry_run: bool) -> dict:
+        body = {"notification_id": str(ids[0]) if ids else None}
+        return {**body, "dry_run": True} if dry_run else body
+
+    @extend_schema(
+        request=SendIn, responses={202: SendOut}, parameters=[IDEMPOTENCY_HEADER], tags=["send"]
+    )
+    def post(self, request: Request) -> Response:
+        """Send one notification to every device of one enrolled user."""
+        return super().post(request)
+
+
+class SendBulkView(_SendView):
+    input, endpoint = BulkIn, "bulk"
+
+    def drafts(self, data: dict) -> list[NotificationDraft]:
+        return [_draft(user_id, data) for user_id in data["user_ids"]]
+
+    @extend_schema(
+        request=BulkIn, responses={202: SendManyOut}, parameters=[IDEMPOTENCY_HEADER], tags=["send"]
+    )
+    def post(self, request: Request) -> Response:
+        """Send the same notification to many users (ids answered in the same order)."""
+        return super().post(request)
+
+
+class SendBatchView(_SendView):
+    input, endpoint = BatchIn, "batch"
+
+    def drafts(self, data: dict) -> list[NotificationDraft]:
+        return [_draft(item["user_id"], item) for item in data["notifications"]]
+
+    @extend_schema(
+        request=BatchIn,
+        responses={202: SendManyOut},
+        parameters=[IDEMPOTENCY_HEADER],
+        tags=["send"],
+    )
+    def post(self, request: Request) -> Response:
+        """Send different notifications in one request (ids answered in the same order)."""
+        return super().post(request)
+
+
+class NotificationView(APIView):
+    authentication_classes = [ClientTokenAuthentication]
+    permission_classes = [HasPushSendScope]
+
+    @extend_schema(responses={200: NotificationOut}, tags=["send"])
+    def get(self, request: Request, notification_id: str) -> Response:
+        """Show a notification's status and the outcome on each device."""
+        notification = notification_for_app(app=request.user.app, notification_id=notification_id)
+        return Response(NotificationOut(notification).data)

@@ -1,0 +1,237 @@
+"""Input and output shapes of the push API, with the guide's validation rules."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.conf import settings
+from rest_framework import serializers
+
+from push.models import MAX_TTL, Platform, Priority, Urgency
+
+DATA_MAX_BYTES = 4096  # FCM's payload limit
+
+
+class StrictStringField(serializers.CharField):
+    """A string that stays a string: FCM `data` values must be strings, not numbers."""
+
+    default_error_messages = {"not_string": "Must be a string (FCM data values are strings)."}
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("not_string")
+        return super().to_internal_value(data)
+
+
+class DataField(serializers.DictField):
+    """`data`: an object of string values, at most 4 KB serialized."""
+
+    child = StrictStringField(allow_blank=True, trim_whitespace=False, max_length=DATA_MAX_BYTES)
+
+    def to_internal_value(self, data: Any) -> dict[str, str]:
+        value = super().to_internal_value(data)
+        size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+        if size > DATA_MAX_BYTES:
+            raise serializers.ValidationError(
+                f"Must be at most {DATA_MAX_BYTES} bytes serialized (FCM limit); it is {size}."
+            )
+        return value
+
+
+class ContentIn(serializers.Serializer):
+    """The content and delivery options every send shares."""
+
+    title = serializers.CharField(max_length=256, trim_whitespace=False)
+    body = serializers.CharField(max_length=4096, trim_whitespace=False)
+    data = DataField(required=False, default=dict)
+    ttl = serializers.IntegerField(
+        min_value=0,
+        max_value=MAX_TTL,
+        required=False,
+        default=MAX_TTL,
+        help_text="seconds the message may wait for an offline device (≤ 28 days, FCM's limit)",
+    )
+    priority = serializers.ChoiceField(Priority.choices, required=False, default=Priority.NORMAL)
+    collapse_key = serializers.CharField(max_length=100, required=False, default="")
+    urgency = serializers.ChoiceField(Urgency.choices, required=False, default="")
+
+
+class SendIn(ContentIn):
+    user_id = serializers.UUIDField()
+    dry_run = serializers.BooleanField(required=False, default=False)
+
+
+class BatchItemIn(ContentIn):
+    user_id = serializers.UUIDField()
+
+
+def _within_batch_limit(items: list) -> list:
+    limit = settings.PUSH_MAX_BATCH_SIZE
+    if len(items) > limit:
+        raise serializers.ValidationError(f"At most {limit} items per request; got {len(items)}.")
+    return items
+
+
+class BulkIn(ContentIn):
+    user_ids = serializers.ListField(child=serializers.UUIDField(), allow_empty=False)
+    dry_run = serializers.BooleanField(required=False, default=False)
+
+    def validate_user_ids(self, value: list) -> list:
+        _within_batch_limit(value)
+        seen: dict[Any, int] = {}
+        errors = {}
+        for index, user_id in enumerate(value):
+            if user_id in seen:
+                errors[index] = [f"Duplicate of user_ids[{seen[user_id]}]."]
+            seen.setdefault(user_id, index)
+        if errors:
+            raise serializers.ValidationError(errors)
+        return value
+
+
+class BatchIn(serializers.Serializer):
+    notifications = serializers.ListField(child=BatchItemIn(), allow_empty=False)
+    dry_run = serializers.BooleanField(required=False, default=False)
+
+    def validate_notifications(self, value: list) -> list:
+        return _within_batch_limit(value)
+
+
+class SendOut(serializers.Serializer):
+    notification_id = serializers.UUIDField(allow_null=True)
+    dry_run = serializers.BooleanField(required=False)
+
+
+class SendManyOut(serializers.Serializer):
+    notification_ids = serializers.ListField(child=serializers.UUIDField())
+    dry_run = serializers.BooleanField(required=False)
+
+
+class DeliveryOut(serializers.Serializer):
+    device_id = serializers.UUIDField(source="device_ref")
+    platform = serializers.CharField()
+    status = serializers.CharField()
+    error = serializers.CharField(allow_null=True)
+    attempts = serializers.IntegerField()
+    updated_at = serializers.DateTimeField()
+
+    def to_representation(self, instance: Any) -> dict:
+        data = super().to_representation(instance)
+        data["error"] = data["error"] or None
+        return data
+
+
+class NotificationOut(serializers.Serializer):
+    notification_id = serializers.UUIDField(source="id")
+    app_id = serializers.UUIDField()
+    user_id = serializers.UUIDField()
+    title = serializers.CharField()
+    body = serializers.CharField()
+    data = serializers.DictField(child=serializers.CharField())
+    ttl = serializers.IntegerField()
+    priority = serializers.CharField()
+    collapse_key = serializers.CharField()
+    status = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    completed_at = serializers.DateTimeField(allow_null=True)
+    deliveries = DeliveryOut(many=True)
+
+
+class ConfigIn(serializers.Serializer):
+    enabled = serializers.BooleanField(required=False)
+    webhook_url = serializers.CharField(
+        max_length=2000,
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        help_text="https URL receipts are POSTed to; empty or null to stop receipts",
+    )
+    daily_quota = serializers.IntegerField(min_value=1, max_value=2_000_000_000, required=False)
+
+
+class ConfigOut(serializers.Serializer):
+    enabled = serializers.BooleanField()
+    webhook_url = serializers.CharField(allow_blank=True)
+    webhook_secret = serializers.CharField(allow_blank=True)
+    daily_quota = serializers.IntegerField()
+    device_count = serializers.IntegerField()
+    notifications_today = serializers.IntegerField()
+    vapid_public_key = serializers.CharField(
+        allow_blank=True, help_text="base64url P-256 point: the browser's applicationServerKey"
+    )
+    webhook_disabled_reason = serializers.CharField(allow_blank=True)
+    last_error = serializers.CharField(allow_blank=True)
+
+
+class RegisterIn(serializers.Serializer):
+    app_id = serializers.UUIDField()
+    platform = serializers.ChoiceField(Platform.choices)
+    push_token = serializers.JSONField(
+        help_text="an FCM registration token, or (web) a PushSubscription object or its JSON"
+    )
+
+
+class DeviceIdOut(serializers.Serializer):
+    device_id = serializers.UUIDField()
+
+
+class PushKeysIn(serializers.Serializer):
+    p256dh = serializers.CharField()
+    auth = serializers.CharField()
+
+
+class SubscribeIn(serializers.Serializer):
+    """The browser's PushSubscription.toJSON(), as the second seed, plus an optional app_id."""
+
+    endpoint = serializers.CharField(max_length=2048)
+    expirationTime = serializers.IntegerField(required=False, allow_null=True)  # noqa: N815
+    keys = PushKeysIn()
+    app_id = serializers.UUIDField(required=False)
+
+
+class SubscribeOut(serializers.Serializer):
+    ok = serializers.BooleanField()
+    count = serializers.IntegerField()
+
+
+class DeviceOut(serializers.Serializer):
+    device_id = serializers.UUIDField(source="id")
+    user_id = serializers.UUIDField()
+    platform = serializers.CharField()
+    label = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    last_seen_at = serializers.DateTimeField()
+
+
+class DeviceListOut(serializers.Serializer):
+    devices = DeviceOut(many=True)
+    total = serializers.IntegerField()
+    limit = serializers.IntegerField()
+    offset = serializers.IntegerField()
+
+
+class DeviceListQuery(serializers.Serializer):
+    limit = serializers.IntegerField(min_value=1, max_value=500, required=False, default=100)
+    offset = serializers.IntegerField(min_value=0, required=False, default=0)
+    platform = serializers.ChoiceField(Platform.choices, required=False)
+    user_id = serializers.UUIDField(required=False)
+
+
+class AccountDeviceOut(serializers.Serializer):
+    device_id = serializers.UUIDField(source="id")
+    platform = serializers.CharField()
+    label = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    last_seen_at = serializers.DateTimeField()
+
+
+class AccountAppDevicesOut(serializers.Serializer):
+    app_id = serializers.UUIDField()
+    app_name = serializers.CharField()
+    devices = AccountDeviceOut(many=True)
+
+
+class AccountDevicesOut(serializers.Serializer):
+    apps = AccountAppDevicesOut(many=True)
+    total = serializers.IntegerField()

@@ -1,0 +1,1 @@
+"""Every write of the push app: config, devices, sends, deliveries and receipts."""

@@ -1,0 +1,159 @@
+"""An app's push config: enabling, provisioning keys and secrets, webhook and quota."""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+import secrets
+import socket
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from yarl import URL
+
+from accounts.models import App
+from keymaster.errors import InvalidInput
+from push.models import PushConfig
+from push.outbound import OutboundPolicy, OutboundRefused, parse_ip_literal
+from push.services.audit import audit_record
+from push.transports.webpush import VapidKey
+
+_UNSET: Any = object()
+
+
+def webhook_secret_new() -> str:
+    """Return a new webhook secret: ``whsec_`` + base64 of 32 random bytes (Standard Webhooks)."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def push_config_for(app: App) -> PushConfig:
+    """Return the app's push config, creating the disabled default on first use."""
+    config, _ = PushConfig.objects.get_or_create(app=app)
+    return config
+
+
+def webhook_url_check(url: str) -> None:
+    """Refuse a webhook URL Keymaster must not call (plain http, internal addresses)."""
+    policy = OutboundPolicy.from_settings()
+    try:
+        policy.check_url(url, resolve=False)
+        host = URL(url).raw_host or ""
+        if not policy.allows_host(host) and parse_ip_literal(host) is None:
+            _check_resolved(policy, host)
+    except OutboundRefused as exc:
+        raise InvalidInput({"webhook_url": [f"Not allowed: {exc.reason}."]}) from None
+
+
+def _check_resolved(policy: OutboundPolicy, host: str) -> None:
+    # A name that resolves to an internal address is refused now, for a clear 400. One that
+    # does not resolve yet is accepted: delivery resolves again and refuses it then.
+    try:
+        infos = socket.getaddrinfo(host, 443, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return
+    for info in infos:
+        policy.check_address(host, ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]))
+
+
+@transaction.atomic
+def push_config_update(
+    *,
+    app: App,
+    actor: Any,
+    enabled: bool | None = None,
+    webhook_url: str | None = _UNSET,
+    daily_quota: int | None = None,
+) -> PushConfig:
+    """Change an app's push config; the first enable provisions a VAPID key and webhook secret."""
+    config = PushConfig.objects.select_for_update().get(pk=push_config_for(app).pk)
+    changes: dict[str, Any] = {}
+    if webhook_url is not _UNSET and (webhook_url or "") != config.webhook_url:
+        if webhook_url:
+            webhook_url_check(webhook_url)
+        config.webhook_url = webhook_url or ""
+        # A new URL is a new chance: a 410 from the old one no longer stands.
+        config.webhook_disabled_at, config.webhook_disabled_reason = None, ""
+        changes["webhook_url"] = config.webhook_url
+    if daily_quota is not None and daily_quota != config.daily_quota:
+        config.daily_quota = daily_quota
+        changes["daily_quota"] = daily_quota
+    if enabled is not None and enabled != config.enabled:
+        config.enabled = enabled
+        changes["enabled"] = enabled
+        if enabled and not config.is_provisioned:
+            _provision(config)
+            changes["provisioned"] = True
+    if changes:
+        config.save()
+        audit_record(app=app, actor=actor, action="config.update", **changes)
+    return config
+
+
+def _provision(config: PushConfig) -> None:
+    vapid = VapidKey.generate(settings.PUSH_VAPID_SUBJECT)
+    config.vapid_private_key = vapid.private_key_pem
+    config.vapid_public_key = vapid.public_key_b64url
+    config.webhook_secret = webhook_secret_new()
+
+
+def push_config_rotate_webhook_secret(*, app: App, actor: Any) -> PushConfig:
+    """Replace the webhook secret; receipts are signed with the new one from now on."""
+    config = push_config_for(app)
+    config.webhook_secret = webhook_secret_new()
+    config.save(update_fields=["webhook_secret", "updated_at"])
+    audit_record(app=app, actor=actor, action="webhook_secret.rotate")
+    return config
+
+
+_SERVICE_ACCOUNT_FIELDS = ("type", "project_id", "private_key", "client_email", "token_uri")
+
+
+def push_config_set_fcm_service_account(
+    *, app: App, actor: Any, service_account: str | None
+) -> PushConfig:
+    """Store (encrypted) or clear the app's own FCM service account."""
+    config = push_config_for(app)
+    if service_account:
+        info = _service_account_parse(service_account)
+        config.fcm_service_account = json.dumps(info)
+        config.fcm_project_id, config.fcm_client_email = info["project_id"], info["client_email"]
+    else:
+        config.fcm_service_account, config.fcm_project_id, config.fcm_client_email = "", "", ""
+    config.save()
+    audit_record(
+        app=app,
+        actor=actor,
+        action="fcm_service_account.set" if service_account else "fcm_service_account.clear",
+        project_id=config.fcm_project_id,
+        client_email=config.fcm_client_email,
+    )
+    return config
+
+
+def _service_account_parse(raw: str) -> dict[str, Any]:
+    try:
+        info = json.loads(raw)
+    except ValueError:
+        raise InvalidInput({"service_account": ["Not valid JSON."]}) from None
+    if not isinstance(info, dict):
+        raise InvalidInput({"service_account": ["Must be a JSON object."]})
+    missing = [field for field in _SERVICE_ACCOUNT_FIELDS if not info.get(field)]
+    if missing or info.get("type") != "service_account":
+        raise InvalidInput(
+            {
+                "service_account": [
+                    f"Not a service account key file (missing: {', '.join(missing) or 'type'})."
+                ]
+            }
+        )
+    return info
+
+
+def push_config_record_error(*, app_id: Any, error: str) -> None:
+    """Show a delivery error that means a misconfigured app (not a dead token) on its config."""
+    PushConfig.objects.filter(app_id=app_id).update(
+        last_error=error[:300], last_error_at=timezone.now()
+    )

@@ -1,0 +1,151 @@
+"""Registering, finding again and removing devices (FCM tokens and Web Push subscriptions)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import App, Enrollment, User
+from accounts.selectors import user_is_enrolled
+from accounts.tokens import AppClient
+from keymaster.crypto import lookup_hmac
+from keymaster.errors import Forbidden, InvalidInput, NotFound, TooManyRequests
+from keymaster.ratelimit import Window, counter_take
+from push.models import Device, Platform, PushConfig, Transport
+from push.outbound import OutboundPolicy
+from push.transports.webpush import validate_subscription
+
+logger = logging.getLogger(__name__)
+
+# FCM registration tokens are opaque, but always printable ASCII without spaces, well under 4 KB.
+_FCM_TOKEN = re.compile(r"[\x21-\x7e]{16,4096}")
+
+
+class PushDisabled(Forbidden):
+    code = "push_disabled"
+
+
+class NotEnrolled(Forbidden):
+    code = "not_enrolled"
+
+
+def app_with_push_enabled(app_id: Any) -> App:
+    """Return the app whose push is enabled, or raise 403 (as the guide says)."""
+    try:
+        config = PushConfig.objects.select_related("app").get(app_id=app_id)
+    except (PushConfig.DoesNotExist, ValueError, TypeError):
+        config = None
+    if config is None or not config.enabled:
+        if config is None and not App.objects.filter(app_id=app_id).exists():
+            raise NotFound("No app has that app_id.", fields={"app_id": ["Unknown app."]})
+        raise PushDisabled("Push notifications are not enabled for this app.")
+    return config.app
+
+
+def push_token_parse(platform: str, push_token: Any) -> tuple[str, str, str]:
+    """Return (transport, stored token, dedupe key) for a registration, or raise 400."""
+    is_subscription = isinstance(push_token, dict) or (
+        isinstance(push_token, str) and push_token.lstrip().startswith("{")
+    )
+    if is_subscription:
+        if platform != Platform.WEB:
+            raise InvalidInput({"push_token": ["A Web Push subscription needs platform 'web'."]})
+        try:
+            subscription = validate_subscription(push_token, OutboundPolicy.from_settings())
+        except ValueError as exc:
+            raise InvalidInput({f"push_token.{_field_of(exc)}": [_reason_of(exc)]}) from None
+        # One device per push endpoint: a browser that re-subscribes gets new keys, same device.
+        return Transport.WEBPUSH, json.dumps(subscription), "webpush:" + subscription["endpoint"]
+    if not isinstance(push_token, str) or not _FCM_TOKEN.fullmatch(push_token):
+        raise InvalidInput(
+            {"push_token": ["Must be an FCM registration token or a Web Push subscription."]}
+        )
+    return Transport.FCM, push_token, "fcm:" + push_token
+
+
+def _field_of(exc: ValueError) -> str:
+    return str(exc).split(":", 1)[0] if ":" in str(exc) else "subscription"
+
+
+def _reason_of(exc: ValueError) -> str:
+    return str(exc).split(":", 1)[1].strip() if ":" in str(exc) else str(exc)
+
+
+def _registration_take(user: User) -> None:
+    window = Window(f"register:{user.pk}", 3600, settings.PUSH_REGISTRATIONS_PER_HOUR)
+    take = counter_take(window)
+    if not take.allowed:
+        raise TooManyRequests(
+            f"At most {window.limit} device registrations per user per hour.",
+            retry_after=take.reset_in,
+        )
+
+
+def device_register(
+    *,
+    user: User,
+    app_id: Any,
+    platform: str,
+    push_token: Any,
+    label: str = "",
+    auto_enroll: bool = False,
+) -> tuple[Device, bool]:
+    """Register a device, or refresh the one with the same token; return it and if it is new."""
+    transport, token, dedupe = push_token_parse(platform, push_token)
+    app = app_with_push_enabled(app_id)
+    if auto_enroll:
+        Enrollment.objects.get_or_create(app=app, user=user)
+    elif not user_is_enrolled(app, user):
+        raise NotEnrolled("You are not enrolled in this app.")
+    _registration_take(user)
+    token_hmac = lookup_hmac(dedupe)
+    now = timezone.now()
+    with transaction.atomic():
+        existed = Device.objects.filter(app=app, token_hmac=token_hmac).exists()
+        # One statement, so concurrent registrations of one token end in one device; a phone
+        # that changed hands moves to its new owner.
+        Device.objects.bulk_create(
+            [
+                Device(
+                    id=uuid.uuid4(),
+                    app=app,
+                    user=user,
+                    platform=platform,
+                    transport=transport,
+                    token=token,
+                    token_hmac=token_hmac,
+                    label=label[:200],
+                    created_at=now,
+                    last_seen_at=now,
+                )
+            ],
+            update_conflicts=True,
+            unique_fields=["app", "token_hmac"],
+            update_fields=["user", "platform", "token", "label", "last_seen_at"],
+        )
+        device = Device.objects.get(app=app, token_hmac=token_hmac)
+    logger.info("device %s registered (%s, %s) for app %s", device.id, platform, transport, app.pk)
+    return device, not existed
+
+
+def device_remove(*, device_id: Any, caller: Any) -> None:
+    """Remove a device, by its owning app's client or by its own user; anyone else gets 404."""
+    try:
+        device = Device.objects.get(pk=device_id)
+    except (Device.DoesNotExist, ValueError, TypeError):
+        raise NotFound("No such device.") from None
+    if isinstance(caller, AppClient):
+        allowed = caller.app.pk == device.app_id
+    else:
+        allowed = isinstance(caller, User) and caller.pk == device.user_id
+    if not allowed:
+        raise NotFound("No such device.")
+    device.delete()
+    logger.info("device %s removed", device_id)

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from push.api import config, devices, send
+
+urlpatterns = [
+    path("push/config/<uuid:app_id>", config.ConfigView.as_view(), name="push-config"),
+    path(
+        "push/config/<uuid:app_id>/rotate-webhook-secret",
+        config.RotateWebhookSecretView.as_view(),
+        name="push-rotate-webhook-secret",
+    ),
+    path("push/devices/register", devices.RegisterView.as_view(), name="push-register"),
+    path("push/devices/<uuid:pk>", devices.DevicesView.as_view(), name="push-devices"),
+    path("push/subscribe", devices.SubscribeView.as_view(), name="push-subscribe"),
+    path("push/send", send.SendView.as_view(), name="push-send"),
+    path("push/send/bulk", send.SendBulkView.as_view(), name="push-send-bulk"),
+    path("push/send/batch", send.SendBatchView.as_view(), name="push-send-batch"),
+    path(
+        "push/notifications/<uuid:notification_id>",
+        send.NotificationView.as_view(),
+        name="push-notification",
+    ),
+    path("account/devices", devices.AccountDevicesView.as_view(), name="account-devices"),
+]

@@ -1,0 +1,158 @@
+"""Daily quotas (one atomic statement, exact under concurrency) and Idempotency-Key."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from accounts.tokens import client_token_issue
+from push.models import Delivery, Notification
+from push.services.config import push_config_update
+from tests.factories import app_client, enable_push, enroll, make_app, make_user, register
+
+
+@pytest.fixture
+def app(db):
+    app = make_app()[0]
+    enable_push(app, daily_quota=5)
+    return app
+
+
+@pytest.fixture
+def users(app):
+    users = [make_user() for _ in range(6)]
+    enroll(app, *users)
+    return users
+
+
+def _bulk(app, users, **headers):
+    body = {"user_ids": [str(u.id) for u in users], "title": "t", "body": "b"}
+    return app_client(app).post("/push/send/bulk", body, **headers)
+
+
+def test_quota_counts_one_per_user_and_refuses_a_send_that_would_pass_it(app, users):
+    assert _bulk(app, users[:3]).status_code == 202
+    refused = _bulk(app, users[3:6])  # 3 + 3 > 5: refused whole
+    assert refused.status_code == 429
+    error = refused.json()["error"]
+    assert error["code"] == "quota_exceeded"
+    assert Notification.objects.count() == 3
+    seconds_to_midnight = 86400 - int(time.time()) % 86400
+    assert abs(int(refused["Retry-After"]) - seconds_to_midnight) <= 2
+    assert refused["RateLimit-Limit"] == "5" and refused["RateLimit-Remaining"] == "2"
+    assert _bulk(app, users[3:5]).status_code == 202  # exactly reaching the quota is fine
+    assert _bulk(app, users[5:6]).status_code == 429
+
+
+def test_config_shows_notifications_today(app, users, db):
+    from tests.factories import make_admin, user_client
+
+    _bulk(app, users[:2])
+    body = user_client(make_admin(app)).get(f"/push/config/{app.app_id}").json()
+    assert body["notifications_today"] == 2
+
+
+def test_raising_the_quota_lets_sends_through(app, users):
+    _bulk(app, users[:5])
+    assert _bulk(app, users[5:6]).status_code == 429
+    push_config_update(app=app, actor=None, daily_quota=6)
+    assert _bulk(app, users[5:6]).status_code == 202
+
+
+def test_idempotent_repeat_replays_and_sends_nothing_new(app, users):
+    register(users[0], app)
+    first = _bulk(app, users[:2], HTTP_IDEMPOTENCY_KEY="order-42")
+    again = _bulk(app, users[:2], HTTP_IDEMPOTENCY_KEY="order-42")
+    assert again.status_code == first.status_code == 202
+    assert again.json() == first.json()
+    assert again["Idempotent-Replayed"] == "true"
+    assert Notification.objects.count() == 2 and Delivery.objects.count() == 1
+
+
+def test_same_key_different_body_is_422(app, users):
+    _bulk(app, users[:2], HTTP_IDEMPOTENCY_KEY="k1")
+    response = _bulk(app, users[:3], HTTP_IDEMPOTENCY_KEY="k1")
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "idempotency_key_reused"
+
+
+def test_keys_are_per_app(app, users):
+    other = make_app()[0]
+    enable_push(other)
+    enroll(other, users[0])
+    _bulk(app, users[:1], HTTP_IDEMPOTENCY_KEY="shared")
+    assert _bulk(other, users[:1], HTTP_IDEMPOTENCY_KEY="shared").status_code == 202
+    assert Notification.objects.count() == 2
+
+
+def test_key_longer_than_255_is_400(app, users):
+    response = _bulk(app, users[:1], HTTP_IDEMPOTENCY_KEY="k" * 256)
+    assert response.status_code == 400
+    assert "Idempotency-Key" in response.json()["error"]["fields"]
+    assert _bulk(app, users[:1], HTTP_IDEMPOTENCY_KEY="k" * 255).status_code == 202
+
+
+def test_a_refused_send_does_not_burn_the_key(app, users):
+    _bulk(app, users[:5])
+    assert _bulk(app, users[5:6], HTTP_IDEMPOTENCY_KEY="later").status_code == 429
+    push_config_update(app=app, actor=None, daily_quota=10)
+    assert _bulk(app, users[5:6], HTTP_IDEMPOTENCY_KEY="later").status_code == 202
+
+
+# --- PostgreSQL: exact under real concurrency (real HTTP to a threaded live server) ----------
+
+
+def _concurrently(n, call):
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        return list(pool.map(lambda i: call(i), range(n)))
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_fifty_concurrent_sends_never_pass_the_quota(live_server):
+    app = make_app()[0]
+    enable_push(app, daily_quota=20)
+    users = [make_user() for _ in range(50)]
+    enroll(app, *users)
+    token = client_token_issue(app, ["push:send"])["access_token"]
+
+    def send(i):
+        return requests.post(
+            f"{live_server.url}/push/send",
+            json={"user_id": str(users[i].id), "title": "t", "body": "b"},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=60,
+        ).status_code
+
+    codes = _concurrently(50, send)
+    assert codes.count(202) == 20 and codes.count(429) == 30
+    assert Notification.objects.filter(app=app).count() == 20
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_repeats_of_one_key_send_once(live_server):
+    app = make_app()[0]
+    enable_push(app)
+    user = make_user()
+    enroll(app, user)
+    token = client_token_issue(app, ["push:send"])["access_token"]
+    key = str(uuid.uuid4())
+
+    def send(_):
+        response = requests.post(
+            f"{live_server.url}/push/send",
+            json={"user_id": str(user.id), "title": "t", "body": "b"},
+            headers={"Authorization": f"Bearer {token}", "Idempotency-Key": key},
+            timeout=60,
+        )
+        return response.status_code, response.json()
+
+    answers = _concurrently(20, send)
+    assert {code for code, _ in answers} == {202}
+    assert len({body["notification_id"] for _, body in answers}) == 1
+    assert Notification.objects.filter(app=app).count() == 1
