@@ -47,10 +47,12 @@ class CookieTokenScheme(OpenApiAuthenticationExtension):
 
 class AnyTokenScheme(OpenApiAuthenticationExtension):
     target_class = "accounts.tokens.AnyTokenAuthentication"
-    name = ["userJWT", "clientJWT"]
+    name = "userOrClientJWT"
 
     def get_security_definition(self, auto_schema):  # noqa: ANN001, ANN201
-        return [
-            UserTokenScheme.get_security_definition(self, auto_schema),
-            ClientTokenScheme.get_security_definition(self, auto_schema),
-        ]
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "A user token, or an app client token with push:send.",
+        }
