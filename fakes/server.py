@@ -69,6 +69,7 @@ class FakeServer:
         self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
             self._thread.join(10)
+        self._loop.close()
         self._loop = None
 
     def __enter__(self) -> FakeServer:
