@@ -224,6 +224,11 @@ OUTBOUND_ALLOWED_HOSTS = env.str("OUTBOUND_ALLOWED_HOSTS", default="")
 # Deliveries (and receipts) per queued task: enough to keep many requests in flight per task.
 PUSH_DELIVERY_CHUNK = _positive_int("PUSH_DELIVERY_CHUNK", 250)
 PUSH_RECEIPT_CHUNK = _positive_int("PUSH_RECEIPT_CHUNK", 250)
+# Seconds to wait for FCM or a push service before the attempt counts as a timeout (retried).
+PUSH_SEND_TIMEOUT = env.float("PUSH_SEND_TIMEOUT", default=10.0)
+# A claimed delivery not finished by then is taken back by the sweeper (a killed worker).
+PUSH_CLAIM_SECONDS = _positive_int("PUSH_CLAIM_SECONDS", 150)
+PUSH_MAX_ATTEMPTS = _positive_int("PUSH_MAX_ATTEMPTS", 50)
 FCM_API_URL = env.str("FCM_API_URL", default="https://fcm.googleapis.com")
 FCM_CREDENTIALS_FILE = env.str("FCM_CREDENTIALS_FILE", default="")
 

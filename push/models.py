@@ -173,7 +173,10 @@ class Delivery(models.Model):
         max_length=14, choices=DeliveryStatus.choices, default=DeliveryStatus.QUEUED
     )
     attempts = models.PositiveIntegerField(default=0)
+    # Not sent before this (backoff, the provider's Retry-After).
     next_attempt_at = models.DateTimeField(default=timezone.now)
+    # When a task for it was last queued: the sweeper queues again only if none ran since.
+    enqueued_at = models.DateTimeField(null=True, blank=True)
     claimed_until = models.DateTimeField(null=True, blank=True)
     error = models.CharField(max_length=100, blank=True)
     error_detail = models.CharField(max_length=300, blank=True)
@@ -213,6 +216,7 @@ class Receipt(models.Model):
     )
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
     claimed_until = models.DateTimeField(null=True, blank=True)
     last_status_code = models.PositiveIntegerField(null=True, blank=True)
     last_error = models.CharField(max_length=300, blank=True)

@@ -160,6 +160,7 @@ def _store(app: App, drafts: list[NotificationDraft]) -> list[uuid.UUID]:
                 created_at=now,
                 updated_at=now,
                 next_attempt_at=now,
+                enqueued_at=now,
             )
             for device_id, platform in devices
         )

@@ -1,0 +1,301 @@
+"""Delivering claimed deliveries: load, send through the transports, record each outcome.
+
+A chunk is claimed with a conditional update (QUEUED and due → SENDING with a lease), so a task
+that runs twice, or two workers given the same ids, send each delivery once. A worker killed
+mid-chunk leaves its claims to expire; the sweeper puts them back in the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from push.models import (
+    Delivery,
+    DeliveryStatus,
+    Device,
+    Notification,
+    NotificationStatus,
+    PushConfig,
+    Transport,
+)
+from push.runtime import runtime
+from push.services.backoff import backoff_seconds
+from push.services.config import push_config_record_error
+from push.services.queue import deliveries_enqueue
+from push.services.receipts import receipts_create
+from push.transports.base import Outcome, OutcomeKind, PushMessage
+from push.transports.fcm import FcmCredential, credential_for
+from push.transports.webpush import VapidKey
+
+logger = logging.getLogger(__name__)
+
+BACKOFF_BASE = 5.0
+BACKOFF_CAP = 3600.0
+# Provider errors that mean the app is misconfigured: shown on its config, device kept.
+_CONFIG_ERRORS = {
+    "SENDER_ID_MISMATCH",
+    "THIRD_PARTY_AUTH_ERROR",
+    "APNS_AUTH_ERROR",
+    "fcm_not_configured",
+    "auth_rejected",
+    "http_401",
+    "http_403",
+    "vapid_invalid",
+}
+
+
+@dataclass
+class _Job:
+    delivery: Delivery
+    transport: str
+    token: str
+    message: PushMessage
+
+
+def deliveries_claim(delivery_ids: list[int], *, now: datetime | None = None) -> list[int]:
+    """Claim the queued, due deliveries among `delivery_ids`; return the ids claimed."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        ids = list(
+            Delivery.objects.select_for_update(skip_locked=True)
+            .filter(id__in=delivery_ids, status=DeliveryStatus.QUEUED, next_attempt_at__lte=now)
+            .values_list("id", flat=True)
+        )
+        Delivery.objects.filter(id__in=ids).update(
+            status=DeliveryStatus.SENDING,
+            claimed_until=now + timedelta(seconds=settings.PUSH_CLAIM_SECONDS),
+            attempts=F("attempts") + 1,
+            updated_at=now,
+        )
+    return ids
+
+
+def deliveries_send(delivery_ids: list[int]) -> dict[str, int]:
+    """Claim, send and record a chunk of deliveries; return counts by outcome."""
+    claimed = deliveries_claim(delivery_ids)
+    if not claimed:
+        return {}
+    deliveries = list(
+        Delivery.objects.filter(id__in=claimed).select_related("notification", "device")
+    )
+    jobs, early = _jobs(deliveries)
+    outcomes = dict(early)
+    outcomes.update(_send(jobs))
+    return deliveries_record(deliveries, outcomes)
+
+
+def _message(notification: Notification) -> PushMessage:
+    return PushMessage(
+        notification_id=str(notification.id),
+        title=notification.title,
+        body=notification.body,
+        data=notification.data,
+        ttl=_ttl_left(notification),
+        priority=notification.priority,
+        collapse_key=notification.collapse_key or None,
+        urgency=notification.urgency or None,
+    )
+
+
+def _ttl_left(notification: Notification) -> int:
+    # A retried message keeps its original deadline: providers get only the time left.
+    left = (notification.expires_at - timezone.now()).total_seconds()
+    return max(0, int(left)) if notification.ttl else 0
+
+
+def _jobs(deliveries: list[Delivery]) -> tuple[list[_Job], dict[int, Outcome]]:
+    jobs, early = [], {}
+    now = timezone.now()
+    for delivery in deliveries:
+        notification = delivery.notification
+        if delivery.device is None:
+            early[delivery.id] = Outcome(OutcomeKind.FAILED, "device_removed", "device was removed")
+        elif notification.ttl and notification.expires_at <= now:
+            early[delivery.id] = Outcome(OutcomeKind.FAILED, "expired", "TTL ran out")
+        else:
+            jobs.append(
+                _Job(
+                    delivery,
+                    delivery.device.transport,
+                    delivery.device.token,
+                    _message(notification),
+                )
+            )
+    return jobs, early
+
+
+def _send(jobs: list[_Job]) -> dict[int, Outcome]:
+    by_app: dict[Any, list[_Job]] = defaultdict(list)
+    for job in jobs:
+        by_app[job.delivery.app_id].append(job)
+    configs = {c.app_id: c for c in PushConfig.objects.filter(app_id__in=list(by_app))}
+    rt = runtime()
+
+    async def send_all() -> dict[int, Outcome]:
+        groups = [_send_group(configs[app_id], group) for app_id, group in by_app.items()]
+        results: dict[int, Outcome] = {}
+        for part in await asyncio.gather(*groups):
+            results.update(part)
+        return results
+
+    async def _send_group(config: PushConfig, group: list[_Job]) -> dict[int, Outcome]:
+        results: dict[int, Outcome] = {}
+        fcm = [job for job in group if job.transport == Transport.FCM]
+        web = [job for job in group if job.transport == Transport.WEBPUSH]
+        if fcm:
+            credential = _fcm_credential(config)
+            if credential is None:
+                missing = Outcome(
+                    OutcomeKind.FAILED, "fcm_not_configured", "no FCM service account is configured"
+                )
+                results.update({job.delivery.id: missing for job in fcm})
+            else:
+                sent = await rt.fcm.send_many(credential, [(j.token, j.message) for j in fcm])
+                results.update({job.delivery.id: o for job, o in zip(fcm, sent, strict=True)})
+        if web:
+            vapid = VapidKey(config.vapid_private_key, settings.PUSH_VAPID_SUBJECT)
+            items = [(json.loads(j.token), j.message) for j in web]
+            sent = await rt.webpush.send_many(vapid, items)
+            results.update({job.delivery.id: o for job, o in zip(web, sent, strict=True)})
+        return results
+
+    return rt.run(send_all()) if jobs else {}
+
+
+def _fcm_credential(config: PushConfig) -> FcmCredential | None:
+    if config.fcm_service_account:
+        info = json.loads(config.fcm_service_account)
+        return credential_for(f"app:{config.app_id}:{info.get('private_key_id', '')}", info)
+    return _default_fcm_credential()
+
+
+def _default_fcm_credential() -> FcmCredential | None:
+    path = settings.FCM_CREDENTIALS_FILE
+    if not path:
+        return None
+    with open(path, encoding="utf-8") as handle:
+        info = json.load(handle)
+    return credential_for(f"file:{path}:{info.get('private_key_id', '')}", info)
+
+
+def deliveries_record(deliveries: list[Delivery], outcomes: dict[int, Outcome]) -> dict[str, int]:
+    """Record each claimed delivery's outcome, remove dead devices, queue receipts, roll up."""
+    now = timezone.now()
+    final: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+    retries: list[Delivery] = []
+    dead_devices: set[Any] = set()
+    config_errors: dict[Any, str] = {}
+    for delivery in deliveries:
+        outcome = outcomes.get(delivery.id) or Outcome(OutcomeKind.RETRY, "lost", "no outcome")
+        status, error = _final_status(delivery, outcome, now)
+        if status is None:
+            delivery.next_attempt_at = now + timedelta(
+                seconds=backoff_seconds(
+                    delivery.attempts, outcome.retry_after, base=BACKOFF_BASE, cap=BACKOFF_CAP
+                )
+            )
+            delivery.error, delivery.error_detail = error, outcome.detail[:300]
+            retries.append(delivery)
+            continue
+        final[(status, error, outcome.detail[:300])].append(delivery.id)
+        if status == DeliveryStatus.INVALID_TOKEN and delivery.device_id:
+            dead_devices.add(delivery.device_id)
+        if error in _CONFIG_ERRORS:
+            config_errors[delivery.app_id] = f"{error}: {outcome.detail}"
+    with transaction.atomic():
+        for (status, error, detail), ids in final.items():
+            Delivery.objects.filter(id__in=ids, status=DeliveryStatus.SENDING).update(
+                status=status, error=error, error_detail=detail, claimed_until=None, updated_at=now
+            )
+        for delivery in retries:
+            Delivery.objects.filter(id=delivery.id, status=DeliveryStatus.SENDING).update(
+                status=DeliveryStatus.QUEUED,
+                next_attempt_at=delivery.next_attempt_at,
+                enqueued_at=None,
+                claimed_until=None,
+                error=delivery.error,
+                error_detail=delivery.error_detail,
+                updated_at=now,
+            )
+        if dead_devices:
+            # As the guide says: an invalid token removes the device registration.
+            Device.objects.filter(id__in=dead_devices).delete()
+        for app_id, error in config_errors.items():
+            push_config_record_error(app_id=app_id, error=error)
+        finished = [i for ids in final.values() for i in ids]
+        receipts_create(Delivery.objects.filter(id__in=finished).select_related("notification"))
+        notifications_roll_up({d.notification_id for d in deliveries})
+    counts = {status: len(ids) for (status, _, _), ids in final.items()}
+    counts["retry"] = len(retries)
+    logger.info("delivery chunk done: %s", counts)
+    return counts
+
+
+def _final_status(delivery: Delivery, outcome: Outcome, now: datetime) -> tuple[str | None, str]:
+    if outcome.kind is OutcomeKind.DELIVERED:
+        return DeliveryStatus.DELIVERED, ""
+    if outcome.kind is OutcomeKind.INVALID_TOKEN:
+        return DeliveryStatus.INVALID_TOKEN, outcome.error or "invalid_token"
+    if outcome.kind is OutcomeKind.FAILED:
+        return DeliveryStatus.FAILED, outcome.error or "failed"
+    next_try = now + timedelta(seconds=outcome.retry_after or 0)
+    if delivery.notification.ttl == 0 or next_try >= delivery.notification.expires_at:
+        return DeliveryStatus.FAILED, "expired"
+    if delivery.attempts >= settings.PUSH_MAX_ATTEMPTS:
+        return DeliveryStatus.FAILED, "too_many_attempts"
+    return None, outcome.error or "retry"
+
+
+def notifications_roll_up(notification_ids: set[Any]) -> None:
+    """Mark notifications whose deliveries have all ended as delivered or failed."""
+    pending = set(
+        Delivery.objects.filter(
+            notification_id__in=notification_ids,
+            status__in=[DeliveryStatus.QUEUED, DeliveryStatus.SENDING],
+        ).values_list("notification_id", flat=True)
+    )
+    done = notification_ids - pending
+    if not done:
+        return
+    reached = set(
+        Delivery.objects.filter(
+            notification_id__in=done, status=DeliveryStatus.DELIVERED
+        ).values_list("notification_id", flat=True)
+    )
+    now = timezone.now()
+    open_ = Notification.objects.filter(status=NotificationStatus.QUEUED)
+    open_.filter(id__in=reached).update(status=NotificationStatus.DELIVERED, completed_at=now)
+    open_.filter(id__in=done - reached).update(status=NotificationStatus.FAILED, completed_at=now)
+
+
+def deliveries_sweep(*, now: datetime | None = None, requeue_after: int = 300) -> int:
+    """Take back stale claims and queue due retries; return how many were queued."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        # A worker that died mid-chunk: its lease ran out.
+        Delivery.objects.filter(status=DeliveryStatus.SENDING, claimed_until__lt=now).update(
+            status=DeliveryStatus.QUEUED, claimed_until=None, enqueued_at=None, updated_at=now
+        )
+        due = list(
+            Delivery.objects.select_for_update(skip_locked=True)
+            .filter(status=DeliveryStatus.QUEUED, next_attempt_at__lte=now)
+            .exclude(enqueued_at__gt=now - timedelta(seconds=requeue_after))
+            .order_by("next_attempt_at")
+            .values_list("id", flat=True)[:10_000]
+        )
+        Delivery.objects.filter(id__in=due).update(enqueued_at=now)
+        deliveries_enqueue(due)
+    if due:
+        logger.info("sweep queued %d due deliveries", len(due))
+    return len(due)

@@ -1,0 +1,230 @@
+"""The receipt outbox: persisted with the delivery outcome, then POSTed and retried for 3 days."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from keymaster.errors import NotFound
+from push.models import (
+    Delivery,
+    PushConfig,
+    Receipt,
+    ReceiptAttempt,
+    ReceiptStatus,
+)
+from push.runtime import runtime
+from push.services.audit import audit_record
+from push.services.backoff import backoff_seconds
+from push.services.queue import receipts_enqueue
+from push.transports.base import OutcomeKind
+from push.transports.webhook import WebhookCall, WebhookResult
+
+logger = logging.getLogger(__name__)
+
+RETRY_FOR = timedelta(days=3)
+BACKOFF_BASE = 10.0
+BACKOFF_CAP = 6 * 3600.0
+
+
+def receipt_payload(delivery: Delivery, at: datetime) -> str:
+    """The guide's receipt JSON for one finished delivery (the exact bytes that are signed)."""
+    return json.dumps(
+        {
+            "notification_id": str(delivery.notification_id),
+            "user_id": str(delivery.notification.user_id),
+            "device_id": str(delivery.device_ref),
+            "app_id": str(delivery.app_id),
+            "status": delivery.status,
+            "error": delivery.error or None,
+            "timestamp": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        },
+        separators=(",", ":"),
+    )
+
+
+def receipts_create(deliveries: Iterable[Delivery]) -> list[int]:
+    """Put a receipt in the outbox for each finished delivery of an app with a live webhook."""
+    deliveries = list(deliveries)
+    app_ids = {d.app_id for d in deliveries}
+    live = set(
+        PushConfig.objects.filter(app_id__in=app_ids, webhook_disabled_at__isnull=True)
+        .exclude(webhook_url="")
+        .values_list("app_id", flat=True)
+    )
+    now = timezone.now()
+    receipts = [
+        Receipt(
+            app_id=d.app_id,
+            delivery=d,
+            webhook_id=f"msg_{uuid.uuid4().hex}",
+            payload=receipt_payload(d, now),
+            created_at=now,
+            next_attempt_at=now,
+            enqueued_at=now,
+        )
+        for d in deliveries
+        if d.app_id in live
+    ]
+    Receipt.objects.bulk_create(receipts, batch_size=1000)
+    ids = [r.id for r in receipts]
+    receipts_enqueue(ids)
+    return ids
+
+
+def receipts_claim(receipt_ids: list[int], *, now: datetime | None = None) -> list[int]:
+    """Claim the pending, due receipts among `receipt_ids`."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        ids = list(
+            Receipt.objects.select_for_update(skip_locked=True)
+            .filter(id__in=receipt_ids, status=ReceiptStatus.PENDING, next_attempt_at__lte=now)
+            .values_list("id", flat=True)
+        )
+        Receipt.objects.filter(id__in=ids).update(
+            status=ReceiptStatus.SENDING,
+            claimed_until=now + timedelta(seconds=settings.PUSH_CLAIM_SECONDS),
+            attempts=F("attempts") + 1,
+        )
+    return ids
+
+
+def receipts_send(receipt_ids: list[int]) -> dict[str, int]:
+    """POST a chunk of receipts to their webhooks and record what each answered."""
+    claimed = receipts_claim(receipt_ids)
+    if not claimed:
+        return {}
+    receipts = list(Receipt.objects.filter(id__in=claimed))
+    configs = {
+        c.app_id: c for c in PushConfig.objects.filter(app_id__in={r.app_id for r in receipts})
+    }
+    sendable = [r for r in receipts if _webhook_live(configs.get(r.app_id))]
+    calls = [
+        WebhookCall(
+            url=configs[r.app_id].webhook_url,
+            secret=configs[r.app_id].webhook_secret,
+            webhook_id=r.webhook_id,
+            body=r.payload.encode(),
+        )
+        for r in sendable
+    ]
+    rt = runtime()
+    results = rt.run(rt.webhook.send_many(calls)) if calls else []
+    stopped = [r for r in receipts if r not in sendable]
+    return receipts_record(list(zip(sendable, results, strict=True)), stopped)
+
+
+def _webhook_live(config: PushConfig | None) -> bool:
+    return bool(config and config.webhook_url and config.webhook_disabled_at is None)
+
+
+def receipts_record(
+    results: list[tuple[Receipt, WebhookResult]], stopped: list[Receipt]
+) -> dict[str, int]:
+    """Record each POST's answer: delivered, retry later, or give up (410 turns webhooks off)."""
+    now = timezone.now()
+    counts = {"delivered": 0, "retry": 0, "failed": len(stopped)}
+    gone_apps: set[Any] = set()
+    with transaction.atomic():
+        ReceiptAttempt.objects.bulk_create(
+            ReceiptAttempt(
+                receipt=receipt,
+                at=now,
+                status_code=result.status_code,
+                error=result.outcome.error or "",
+                duration_ms=result.duration_ms,
+            )
+            for receipt, result in results
+        )
+        for receipt, result in results:
+            fields = _after(receipt, result, now)
+            counts[fields["_kind"]] += 1
+            if result.outcome.error == "http_410":
+                gone_apps.add(receipt.app_id)
+            Receipt.objects.filter(id=receipt.id, status=ReceiptStatus.SENDING).update(
+                **{k: v for k, v in fields.items() if not k.startswith("_")}
+            )
+        Receipt.objects.filter(id__in=[r.id for r in stopped]).update(
+            status=ReceiptStatus.FAILED, claimed_until=None, last_error="webhook disabled or unset"
+        )
+        PushConfig.objects.filter(app_id__in=gone_apps, webhook_disabled_at__isnull=True).update(
+            webhook_disabled_at=now,
+            webhook_disabled_reason="The webhook answered 410 Gone: receipts are off until "
+            "the webhook URL is changed.",
+        )
+    return counts
+
+
+def _after(receipt: Receipt, result: WebhookResult, now: datetime) -> dict[str, Any]:
+    outcome = result.outcome
+    common = {
+        "claimed_until": None,
+        "last_status_code": result.status_code,
+        "last_error": (outcome.error or "")[:300],
+    }
+    if outcome.kind is OutcomeKind.DELIVERED:
+        return {
+            **common,
+            "_kind": "delivered",
+            "status": ReceiptStatus.DELIVERED,
+            "delivered_at": now,
+        }
+    retry_at = now + timedelta(
+        seconds=backoff_seconds(
+            receipt.attempts, outcome.retry_after, base=BACKOFF_BASE, cap=BACKOFF_CAP
+        )
+    )
+    if outcome.kind is OutcomeKind.RETRY and retry_at < receipt.created_at + RETRY_FOR:
+        return {
+            **common,
+            "_kind": "retry",
+            "status": ReceiptStatus.PENDING,
+            "next_attempt_at": retry_at,
+            "enqueued_at": None,
+        }
+    return {**common, "_kind": "failed", "status": ReceiptStatus.FAILED}
+
+
+def receipt_redeliver(*, receipt: Receipt, actor: Any) -> Receipt:
+    """Send a receipt again now (same webhook-id), whatever became of it before."""
+    if receipt.status == ReceiptStatus.SENDING:
+        raise NotFound("That receipt is being sent right now.")
+    now = timezone.now()
+    with transaction.atomic():
+        Receipt.objects.filter(id=receipt.id).update(
+            status=ReceiptStatus.PENDING, next_attempt_at=now, enqueued_at=now, claimed_until=None
+        )
+        receipts_enqueue([receipt.id])
+        audit_record(
+            app=receipt.app, actor=actor, action="receipt.redeliver", webhook_id=receipt.webhook_id
+        )
+    receipt.refresh_from_db()
+    return receipt
+
+
+def receipts_sweep(*, now: datetime | None = None, requeue_after: int = 300) -> int:
+    """Take back stale receipt claims and queue due retries."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        Receipt.objects.filter(status=ReceiptStatus.SENDING, claimed_until__lt=now).update(
+            status=ReceiptStatus.PENDING, claimed_until=None, enqueued_at=None
+        )
+        due = list(
+            Receipt.objects.select_for_update(skip_locked=True)
+            .filter(status=ReceiptStatus.PENDING, next_attempt_at__lte=now)
+            .exclude(enqueued_at__gt=now - timedelta(seconds=requeue_after))
+            .order_by("next_attempt_at")
+            .values_list("id", flat=True)[:10_000]
+        )
+        Receipt.objects.filter(id__in=due).update(enqueued_at=now)
+        receipts_enqueue(due)
+    return len(due)

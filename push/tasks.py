@@ -1,0 +1,30 @@
+"""django-q2 tasks: they take ids, and call the services that claim and do the work."""
+
+from __future__ import annotations
+
+from keymaster.ratelimit import counters_prune
+from push.services import delivery, receipts
+from push.services.idempotency import idempotency_prune
+
+
+def deliveries_send(delivery_ids: list[int]) -> dict[str, int]:
+    """Deliver a chunk of deliveries (safe to run twice: claims are conditional)."""
+    return delivery.deliveries_send(delivery_ids)
+
+
+def receipts_send(receipt_ids: list[int]) -> dict[str, int]:
+    """POST a chunk of receipts (safe to run twice)."""
+    return receipts.receipts_send(receipt_ids)
+
+
+def sweep() -> dict[str, int]:
+    """Queue due retries and take back the claims of workers that died (every minute)."""
+    return {
+        "deliveries": delivery.deliveries_sweep(),
+        "receipts": receipts.receipts_sweep(),
+    }
+
+
+def prune() -> dict[str, int]:
+    """Drop expired idempotency records and old counter windows (hourly)."""
+    return {"idempotency": idempotency_prune(), "counters": counters_prune(older_than=3 * 86400)}

@@ -1,0 +1,274 @@
+"""Delivery end to end: real transports into the local fakes, outcomes, receipts, retries."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from standardwebhooks.webhooks import Webhook
+
+from push.models import Delivery, Device, Notification, PushConfig, Receipt
+from push.services import delivery as delivery_service
+from push.services import receipts as receipt_service
+from push.tasks import deliveries_send, sweep
+from tests.drain import drain
+from tests.factories import (
+    app_client,
+    enable_push,
+    enroll,
+    fcm_token,
+    make_app,
+    make_user,
+    register,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def setup(providers, fake_webhook):
+    app = make_app()[0]
+    config = enable_push(app, webhook_url=f"{fake_webhook.url}/hooks/push-receipts")
+    user = make_user()
+    enroll(app, user)
+    return app, config, user
+
+
+def _send(app, user, **extra):
+    body = {
+        "user_id": str(user.id),
+        "title": "Shift",
+        "body": "Starts soon",
+        "data": {"route": "/schedule"},
+        **extra,
+    }
+    response = app_client(app).post("/push/send", body)
+    assert response.status_code == 202, response.json()
+    return response.json()["notification_id"]
+
+
+def _advance(monkeypatch, seconds):
+    later = timezone.now() + timedelta(seconds=seconds)
+    monkeypatch.setattr(timezone, "now", lambda: later)
+    return later
+
+
+def test_web_push_is_delivered_decrypted_and_receipted(setup, fake_webpush, fake_webhook):
+    app, config, user = setup
+    device = register(user, app, fake_webpush.new_subscription(config.vapid_public_key), "web")
+    notification_id = _send(app, user, collapse_key="shift", urgency="high", ttl=600)
+    drain()
+    [received] = fake_webpush.received()
+    assert json.loads(received.payload) == {
+        "title": "Shift",
+        "body": "Starts soon",
+        "data": {"route": "/schedule"},
+        "notification_id": notification_id,
+    }
+    assert received.headers["urgency"] == "high" and int(received.headers["ttl"]) <= 600
+    assert "topic" in received.headers
+    assert Notification.objects.get(pk=notification_id).status == "delivered"
+    [receipt] = fake_webhook.received("/hooks/push-receipts")
+    body = json.loads(receipt.body)
+    assert body == {
+        "notification_id": notification_id,
+        "user_id": str(user.id),
+        "device_id": str(device.id),
+        "app_id": str(app.app_id),
+        "status": "delivered",
+        "error": None,
+        "timestamp": body["timestamp"],
+    }
+    secret = PushConfig.objects.get(app=app).webhook_secret
+    expected = hmac.new(secret.encode(), receipt.body, hashlib.sha256).hexdigest()
+    assert receipt.headers["x-keymaster-signature"] == f"sha256={expected}"
+    Webhook(secret).verify(receipt.body, receipt.headers)  # raises if the signature is wrong
+
+
+def test_fcm_is_delivered_with_the_v1_message(setup, fake_fcm):
+    app, _, user = setup
+    token = fcm_token("deliver")
+    register(user, app, token, "android")
+    notification_id = _send(app, user, priority="high", ttl=120)
+    drain()
+    [message] = [m for m in fake_fcm.messages if m.get("token") == token]
+    assert message["notification"] == {"title": "Shift", "body": "Starts soon"}
+    assert message["data"] == {"route": "/schedule"}
+    assert message["android"]["priority"] == "high"
+    assert Notification.objects.get(pk=notification_id).status == "delivered"
+
+
+def test_invalid_token_removes_the_device_and_says_so(setup, fake_webhook):
+    app, _, user = setup
+    device = register(user, app, "unregistered-" + "x" * 40, "ios")
+    notification_id = _send(app, user)
+    drain()
+    assert not Device.objects.filter(pk=device.id).exists()
+    delivery = Delivery.objects.get(notification_id=notification_id)
+    assert delivery.status == "invalid_token"
+    assert Notification.objects.get(pk=notification_id).status == "failed"
+    [receipt] = fake_webhook.received()
+    assert json.loads(receipt.body)["status"] == "invalid_token"
+
+
+def test_expired_web_push_subscription_removes_the_device(setup, fake_webpush):
+    app, config, user = setup
+    subscription = fake_webpush.new_subscription()
+    device = register(user, app, subscription, "web")
+    fake_webpush.expire(subscription)
+    _send(app, user)
+    drain()
+    assert not Device.objects.filter(pk=device.id).exists()
+
+
+def test_sender_mismatch_fails_keeps_the_device_and_shows_on_the_config(setup, fake_fcm):
+    app, _, user = setup
+    token = fcm_token("mismatch")
+    device = register(user, app, token)
+    fake_fcm.script(token, ["SENDER_ID_MISMATCH"])
+    notification_id = _send(app, user)
+    drain()
+    assert Delivery.objects.get(notification_id=notification_id).status == "failed"
+    assert Device.objects.filter(pk=device.id).exists()
+    assert "SENDER_ID_MISMATCH" in PushConfig.objects.get(app=app).last_error
+
+
+def test_503_with_retry_after_30_is_not_retried_sooner(setup, fake_fcm, monkeypatch):
+    app, _, user = setup
+    token = fcm_token("busy")
+    register(user, app, token)
+    fake_fcm.script(token, ["UNAVAILABLE:retry_after=30", "OK"])
+    notification_id = _send(app, user)
+    drain()
+    delivery = Delivery.objects.get(notification_id=notification_id)
+    assert delivery.status == "queued" and delivery.attempts == 1
+    assert delivery.next_attempt_at >= timezone.now() + timedelta(seconds=29)
+    _advance(monkeypatch, 29)
+    assert sweep()["deliveries"] == 0
+    assert deliveries_send([delivery.id]) == {}  # a stray task cannot send it early either
+    _advance(monkeypatch, 31 + delivery_service.BACKOFF_BASE)
+    assert sweep()["deliveries"] == 1
+    drain()
+    delivery.refresh_from_db()
+    assert delivery.status == "delivered" and delivery.attempts == 2
+
+
+def test_retries_stop_when_the_ttl_runs_out(setup, fake_fcm):
+    app, _, user = setup
+    token = fcm_token("ttl")
+    register(user, app, token)
+    fake_fcm.script(token, ["UNAVAILABLE:retry_after=120"])
+    notification_id = _send(app, user, ttl=60)
+    drain()
+    delivery = Delivery.objects.get(notification_id=notification_id)
+    assert (delivery.status, delivery.error) == ("failed", "expired")
+
+
+def test_running_a_task_twice_sends_once(setup, fake_fcm):
+    app, _, user = setup
+    token = fcm_token("twice")
+    register(user, app, token)
+    notification_id = _send(app, user)
+    ids = [Delivery.objects.get(notification_id=notification_id).id]
+    deliveries_send(ids)
+    deliveries_send(ids)
+    assert len([m for m in fake_fcm.messages if m.get("token") == token]) == 1
+
+
+def test_a_dead_workers_claims_are_taken_back(setup, fake_fcm, monkeypatch, settings):
+    app, _, user = setup
+    register(user, app)
+    notification_id = _send(app, user)
+    delivery = Delivery.objects.get(notification_id=notification_id)
+    # A worker claimed the chunk and was killed before sending.
+    assert delivery_service.deliveries_claim([delivery.id]) == [delivery.id]
+    assert sweep()["deliveries"] == 0  # the lease still runs
+    _advance(monkeypatch, settings.PUSH_CLAIM_SECONDS + 1)
+    assert sweep()["deliveries"] == 1
+    drain()
+    delivery.refresh_from_db()
+    assert delivery.status == "delivered"
+
+
+def test_user_without_devices_is_not_queued(setup):
+    app, _, user = setup
+    notification_id = _send(app, user)
+    assert Notification.objects.get(pk=notification_id).status == "no_devices"
+    assert drain() == 0
+
+
+# --- receipts -------------------------------------------------------------------------------
+
+
+def test_receipt_retried_with_the_same_webhook_id(setup, fake_webhook, monkeypatch):
+    app, _, user = setup
+    register(user, app)
+    fake_webhook.script([503])
+    _send(app, user)
+    drain()
+    receipt = Receipt.objects.get()
+    assert receipt.status == "pending" and receipt.last_status_code == 503
+    _advance(monkeypatch, receipt_service.BACKOFF_BASE + 1)
+    sweep()
+    drain()
+    receipt.refresh_from_db()
+    assert receipt.status == "delivered"
+    ids = {d.headers["webhook-id"] for d in fake_webhook.received()}
+    assert ids == {receipt.webhook_id} and len(fake_webhook.received()) == 2
+    assert receipt.attempt_log.count() == 2
+
+
+def test_redirect_is_not_followed_and_410_turns_the_webhook_off(setup, fake_webhook):
+    app, _, user = setup
+    register(user, app)
+    fake_webhook.set_mode("gone")
+    _send(app, user)
+    drain()
+    config = PushConfig.objects.get(app=app)
+    assert config.webhook_disabled_at is not None and "410" in config.webhook_disabled_reason
+    assert Receipt.objects.get().status == "failed"
+    _send(app, user)
+    drain()
+    assert Receipt.objects.count() == 1  # no receipts while the webhook is off
+
+
+def test_redirects_are_retried_not_followed(setup, fake_webhook):
+    app, _, user = setup
+    register(user, app)
+    fake_webhook.set_mode("redirect")
+    _send(app, user)
+    drain()
+    receipt = Receipt.objects.get()
+    assert receipt.status == "pending" and receipt.last_status_code == 302
+    assert len(fake_webhook.received()) == 1
+
+
+def test_redeliver_sends_the_same_receipt_again(setup, fake_webhook):
+    app, _, user = setup
+    register(user, app)
+    _send(app, user)
+    drain()
+    receipt = Receipt.objects.get()
+    receipt_service.receipt_redeliver(receipt=receipt, actor=None)
+    drain()
+    bodies = [d.body for d in fake_webhook.received()]
+    assert len(bodies) == 2 and bodies[0] == bodies[1]
+
+
+def test_webhook_on_an_internal_address_is_refused_without_a_connection(
+    setup, fake_webhook, settings
+):
+    app, _, user = setup
+    register(user, app)
+    settings.OUTBOUND_ALLOWED_HOSTS = ""  # the fake's 127.0.0.1 is internal now
+    from push.runtime import runtime_reset
+
+    runtime_reset()
+    _send(app, user)
+    drain()
+    assert Receipt.objects.get().status == "failed"
+    assert fake_webhook.received() == []
