@@ -48,11 +48,6 @@ def decrypt(ciphertext: str) -> str:
         ) from None
 
 
-def reencrypt(ciphertext: str) -> str:
-    """Re-encrypt under the newest key (MultiFernet.rotate)."""
-    return _current().rotate(ciphertext.encode()).decode()
-
-
 def lookup_hmac(value: str) -> str:
     """Return the keyed HMAC-SHA256 (hex) that finds `value` without storing it."""
     key = settings.TOKEN_LOOKUP_KEY.encode()
