@@ -6,11 +6,14 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db.models import Count, Prefetch, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from accounts.models import App, User
+from accounts.selectors import apps_administered_by
 from keymaster.errors import NotFound
 from push.models import (
     AuditEvent,
@@ -19,6 +22,7 @@ from push.models import (
     Device,
     Notification,
     Platform,
+    PushConfig,
     Receipt,
     ReceiptAttempt,
 )
@@ -91,9 +95,7 @@ def recent_notifications(app: App, *, limit: int = 10) -> list[Notification]:
     notifications = list(
         Notification.objects.filter(app=app)
         .order_by("-created_at")
-        .prefetch_related(Prefetch("deliveries", queryset=Delivery.objects.order_by("id")))[
-            :limit
-        ]
+        .prefetch_related(Prefetch("deliveries", queryset=Delivery.objects.order_by("id")))[:limit]
     )
     emails = _emails_of({n.user_id for n in notifications})
     for notification in notifications:
@@ -147,3 +149,24 @@ def receipt_of_app(app: App, receipt_id: Any) -> Receipt:
 def audit_events_of_app(app: App, *, limit: int = 50) -> QuerySet[AuditEvent]:
     """Return the app's latest audit events with who did them."""
     return AuditEvent.objects.filter(app=app).select_related("actor").order_by("-at", "-id")[:limit]
+
+
+def console_apps(user: User) -> QuerySet[App]:
+    """Return the apps `user` administers, each with `device_total` and its push config."""
+    return (
+        apps_administered_by(user)
+        .select_related("push_config")
+        .annotate(device_total=Count("devices", distinct=True))
+        .order_by("name", "app_id")
+    )
+
+
+def browser_push_key() -> str:
+    """Return the VAPID public key this site's browsers subscribe with, or "" when push is off."""
+    try:
+        config = PushConfig.objects.filter(
+            app_id=settings.PUSH_DEFAULT_APP_ID or None, enabled=True
+        ).first()
+    except (ValidationError, ValueError):
+        return ""
+    return config.vapid_public_key if config else ""
