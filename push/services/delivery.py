@@ -17,7 +17,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from push.models import (
@@ -32,6 +31,7 @@ from push.models import (
 from push.runtime import runtime
 from push.services.backoff import backoff_seconds
 from push.services.config import push_config_record_error
+from push.services.outbox import outbox_claim, outbox_sweep
 from push.services.queue import deliveries_enqueue
 from push.services.receipts import receipts_create
 from push.transports.base import Outcome, OutcomeKind, PushMessage
@@ -66,19 +66,14 @@ class _Job:
 def deliveries_claim(delivery_ids: list[int], *, now: datetime | None = None) -> list[int]:
     """Claim the queued, due deliveries among `delivery_ids`; return the ids claimed."""
     now = now or timezone.now()
-    with transaction.atomic():
-        ids = list(
-            Delivery.objects.select_for_update(skip_locked=True)
-            .filter(id__in=delivery_ids, status=DeliveryStatus.QUEUED, next_attempt_at__lte=now)
-            .values_list("id", flat=True)
-        )
-        Delivery.objects.filter(id__in=ids).update(
-            status=DeliveryStatus.SENDING,
-            claimed_until=now + timedelta(seconds=settings.PUSH_CLAIM_SECONDS),
-            attempts=F("attempts") + 1,
-            updated_at=now,
-        )
-    return ids
+    return outbox_claim(
+        Delivery,
+        delivery_ids,
+        waiting=DeliveryStatus.QUEUED,
+        sending=DeliveryStatus.SENDING,
+        now=now,
+        updated_at=now,
+    )
 
 
 def deliveries_send(delivery_ids: list[int]) -> dict[str, int]:
@@ -279,23 +274,15 @@ def notifications_roll_up(notification_ids: set[Any]) -> None:
     open_.filter(id__in=done - reached).update(status=NotificationStatus.FAILED, completed_at=now)
 
 
-def deliveries_sweep(*, now: datetime | None = None, requeue_after: int = 300) -> int:
+def deliveries_sweep(*, now: datetime | None = None) -> int:
     """Take back stale claims and queue due retries; return how many were queued."""
-    now = now or timezone.now()
-    with transaction.atomic():
-        # A worker that died mid-chunk: its lease ran out.
-        Delivery.objects.filter(status=DeliveryStatus.SENDING, claimed_until__lt=now).update(
-            status=DeliveryStatus.QUEUED, claimed_until=None, enqueued_at=None, updated_at=now
-        )
-        due = list(
-            Delivery.objects.select_for_update(skip_locked=True)
-            .filter(status=DeliveryStatus.QUEUED, next_attempt_at__lte=now)
-            .exclude(enqueued_at__gt=now - timedelta(seconds=requeue_after))
-            .order_by("next_attempt_at")
-            .values_list("id", flat=True)[:10_000]
-        )
-        Delivery.objects.filter(id__in=due).update(enqueued_at=now)
-        deliveries_enqueue(due)
-    if due:
-        logger.info("sweep queued %d due deliveries", len(due))
-    return len(due)
+    queued = outbox_sweep(
+        Delivery,
+        waiting=DeliveryStatus.QUEUED,
+        sending=DeliveryStatus.SENDING,
+        now=now or timezone.now(),
+        enqueue=deliveries_enqueue,
+    )
+    if queued:
+        logger.info("sweep queued %d due deliveries", queued)
+    return queued

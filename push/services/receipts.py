@@ -9,9 +9,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from keymaster.errors import NotFound
@@ -25,6 +23,7 @@ from push.models import (
 from push.runtime import runtime
 from push.services.audit import audit_record
 from push.services.backoff import backoff_seconds
+from push.services.outbox import outbox_claim, outbox_sweep
 from push.services.queue import receipts_enqueue
 from push.transports.base import OutcomeKind
 from push.transports.webhook import WebhookCall, WebhookResult
@@ -83,19 +82,13 @@ def receipts_create(deliveries: Iterable[Delivery]) -> list[int]:
 
 def receipts_claim(receipt_ids: list[int], *, now: datetime | None = None) -> list[int]:
     """Claim the pending, due receipts among `receipt_ids`."""
-    now = now or timezone.now()
-    with transaction.atomic():
-        ids = list(
-            Receipt.objects.select_for_update(skip_locked=True)
-            .filter(id__in=receipt_ids, status=ReceiptStatus.PENDING, next_attempt_at__lte=now)
-            .values_list("id", flat=True)
-        )
-        Receipt.objects.filter(id__in=ids).update(
-            status=ReceiptStatus.SENDING,
-            claimed_until=now + timedelta(seconds=settings.PUSH_CLAIM_SECONDS),
-            attempts=F("attempts") + 1,
-        )
-    return ids
+    return outbox_claim(
+        Receipt,
+        receipt_ids,
+        waiting=ReceiptStatus.PENDING,
+        sending=ReceiptStatus.SENDING,
+        now=now or timezone.now(),
+    )
 
 
 def receipts_send(receipt_ids: list[int]) -> dict[str, int]:
@@ -211,20 +204,12 @@ def receipt_redeliver(*, receipt: Receipt, actor: Any) -> Receipt:
     return receipt
 
 
-def receipts_sweep(*, now: datetime | None = None, requeue_after: int = 300) -> int:
+def receipts_sweep(*, now: datetime | None = None) -> int:
     """Take back stale receipt claims and queue due retries."""
-    now = now or timezone.now()
-    with transaction.atomic():
-        Receipt.objects.filter(status=ReceiptStatus.SENDING, claimed_until__lt=now).update(
-            status=ReceiptStatus.PENDING, claimed_until=None, enqueued_at=None
-        )
-        due = list(
-            Receipt.objects.select_for_update(skip_locked=True)
-            .filter(status=ReceiptStatus.PENDING, next_attempt_at__lte=now)
-            .exclude(enqueued_at__gt=now - timedelta(seconds=requeue_after))
-            .order_by("next_attempt_at")
-            .values_list("id", flat=True)[:10_000]
-        )
-        Receipt.objects.filter(id__in=due).update(enqueued_at=now)
-        receipts_enqueue(due)
-    return len(due)
+    return outbox_sweep(
+        Receipt,
+        waiting=ReceiptStatus.PENDING,
+        sending=ReceiptStatus.SENDING,
+        now=now or timezone.now(),
+        enqueue=receipts_enqueue,
+    )
