@@ -42,6 +42,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("", include("push.urls")),
+    path("", include("push.page_urls")),
     path("login", accounts_views.LoginView.as_view(), name="login"),
     path("logout", accounts_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -33,7 +33,7 @@ class PushSettingsForm(forms.Form):
     )
 
 
-class TestSendForm(forms.Form):
+class SendTestForm(forms.Form):
     email = forms.EmailField(
         label="Send to (email of an enrolled user)",
         error_messages={"required": "Enter the email of a user enrolled in this app."},
