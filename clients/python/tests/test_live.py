@@ -1,0 +1,533 @@
+"""KeymasterClient against a live Keymaster: pytest-django's `live_server`, real HTTP, test DB.
+
+Nothing in the client is mocked: it gets its tokens from the real `/oauth/token`, sends through
+the real push API, and the delivery pipeline runs (`tests.drain.drain`) into the local fake FCM
+and webhook receiver. Only `sleep` and `clock` are injected, so retries and token expiry take no
+time. Faults the server itself never produces on demand (a 429 with a short Retry-After, a 503
+from the edge) come from `live_support.FaultProxy`, a reverse proxy in front of the live server
+that also records every request the client made.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from accounts.models import App, User
+from accounts.services import app_create, app_rotate_secret
+from fakes.fcm import FakeFcm
+from fakes.webhook import WebhookFake
+from live_support import FaultProxy, jwt_claims
+from push.models import Device, Notification
+from push.runtime import runtime_reset
+from push.services.config import push_config_update, webhook_secret_new
+from stub_server import FakeClock
+from tests.drain import drain
+from tests.factories import enable_push, enroll, fcm_token, make_user, register
+
+from keymaster_client import (
+    AuthenticationError,
+    IdempotencyConflict,
+    KeymasterClient,
+    NotEnrolled,
+    NotFound,
+    PushDisabled,
+    QuotaExceeded,
+    ValidationError,
+    WebhookVerificationError,
+    verify_webhook,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+DAY = 86_400
+Connect = Callable[..., KeymasterClient]
+
+
+# --- Fixtures --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fcm_fake() -> Iterator[FakeFcm]:
+    with FakeFcm() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def webhook_fake() -> Iterator[WebhookFake]:
+    with WebhookFake() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fakes(settings, tmp_path, fcm_fake: FakeFcm, webhook_fake: WebhookFake) -> Iterator[None]:
+    """Point delivery at the fake FCM and allow webhooks to 127.0.0.1 (as tests/conftest.py)."""
+    account = tmp_path / "fcm-service-account.json"
+    account.write_text(json.dumps(fcm_fake.service_account("demo-project")))
+    settings.FCM_CREDENTIALS_FILE = str(account)
+    settings.FCM_API_URL = fcm_fake.url
+    settings.OUTBOUND_ALLOWED_HOSTS = "127.0.0.1"
+    settings.PUSH_SEND_TIMEOUT = 2.0
+    fcm_fake.reset()
+    webhook_fake.reset()
+    runtime_reset()  # the transports are built from the settings just changed
+    yield
+    runtime_reset()
+
+
+@pytest.fixture
+def live_app() -> tuple[App, str]:
+    """An app with push enabled, and its client secret."""
+    app, secret = app_create(name="Live client app")
+    enable_push(app)
+    return app, secret
+
+
+@pytest.fixture
+def connect(live_server, sleeps: list[float], clock: FakeClock) -> Iterator[Connect]:
+    """Build a client for an app, talking to the live server (or to `base_url`, a proxy)."""
+    clients: list[KeymasterClient] = []
+
+    def make(app: App, secret: str, **options: Any) -> KeymasterClient:
+        settings: dict[str, Any] = {
+            "base_url": live_server.url,
+            "client_id": app.client_id,
+            "client_secret": secret,
+            "sleep": sleeps.append,
+            "clock": clock,
+            "timeout": 10,
+        }
+        settings.update(options)
+        client = KeymasterClient(**settings)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+    # A raised client error keeps its traceback, whose frames hold the requests Response, which
+    # keeps the socket open past close() until the cycle is collected; the live server's thread
+    # for that connection would hold its PostgreSQL session and block dropping the test DB.
+    gc.collect()
+
+
+@pytest.fixture
+def proxy(live_server) -> Iterator[FaultProxy]:
+    server = FaultProxy(live_server.url).start()
+    yield server
+    server.stop()
+
+
+def enrolled(app: App, count: int = 1) -> list[User]:
+    users = [make_user() for _ in range(count)]
+    enroll(app, *users)
+    return users
+
+
+def stored_ids(app: App) -> set[str]:
+    return {str(pk) for pk in Notification.objects.filter(app=app).values_list("id", flat=True)}
+
+
+# --- Sending ---------------------------------------------------------------------------------
+
+
+def test_send_push_is_stored_queued_and_then_delivered_to_the_device(
+    fakes, fcm_fake: FakeFcm, live_app, connect: Connect
+) -> None:
+    app, secret = live_app
+    (user,) = enrolled(app)
+    token = fcm_token("live-send")
+    device = register(user, app, token, "android")
+    km = connect(app, secret)
+
+    notification_id = km.send_push(
+        str(user.id), "Shift", "Starts soon", data={"route": "/schedule"}, ttl=600
+    )
+
+    queued = km.get_notification(notification_id)
+    assert queued["notification_id"] == notification_id
+    assert queued["app_id"] == str(app.app_id) and queued["user_id"] == str(user.id)
+    assert (queued["title"], queued["body"], queued["data"], queued["ttl"]) == (
+        "Shift",
+        "Starts soon",
+        {"route": "/schedule"},
+        600,
+    )
+    assert queued["status"] == "queued"
+    assert [(d["device_id"], d["status"]) for d in queued["deliveries"]] == [
+        (str(device.id), "queued")
+    ]
+    assert fcm_fake.messages == []
+
+    drain()
+
+    delivered = km.get_notification(notification_id)
+    assert delivered["status"] == "delivered"
+    (delivery,) = delivered["deliveries"]
+    assert (delivery["device_id"], delivery["platform"]) == (str(device.id), "android")
+    assert (delivery["status"], delivery["error"], delivery["attempts"]) == ("delivered", None, 1)
+    (message,) = [m for m in fcm_fake.messages if m.get("token") == token]
+    assert message["notification"] == {"title": "Shift", "body": "Starts soon"}
+    assert message["data"] == {"route": "/schedule"}
+
+
+def test_send_bulk_over_the_server_batch_limit_goes_out_in_chunks_with_ids_in_order(
+    settings, live_app, connect: Connect, proxy: FaultProxy
+) -> None:
+    settings.PUSH_MAX_BATCH_SIZE = 3
+    app, secret = live_app
+    user_ids = [str(user.id) for user in enrolled(app, 7)]
+    # The limit is real: one request over it is refused by the server.
+    with pytest.raises(ValidationError) as too_many:
+        connect(app, secret).send_bulk(user_ids[:4], "Gym closes early", "At 6pm")
+    assert "user_ids" in too_many.value.fields
+
+    km = connect(app, secret, base_url=proxy.url, batch_size=3)
+    ids = km.send_bulk(user_ids, "Gym closes early", "At 6pm", idempotency_key="closing-1")
+
+    sends = proxy.seen("/push/send/bulk")
+    assert [send.json["user_ids"] for send in sends] == [
+        user_ids[0:3],
+        user_ids[3:6],
+        user_ids[6:7],
+    ]
+    assert [send.headers["idempotency-key"] for send in sends] == [
+        "closing-1:0",
+        "closing-1:1",
+        "closing-1:2",
+    ]
+    assert [send.status for send in sends] == [202, 202, 202]
+    assert len(ids) == 7 and set(ids) == stored_ids(app)
+    assert [km.get_notification(i)["user_id"] for i in ids] == user_ids
+
+
+def test_send_bulk_repeated_with_the_errors_key_sends_only_the_chunk_that_failed(
+    settings, live_app, connect: Connect, sleeps: list[float]
+) -> None:
+    settings.PUSH_MAX_BATCH_SIZE = 3
+    app, secret = live_app
+    users = enrolled(app, 6)
+    late = make_user()  # enrolled only after the first attempt
+    user_ids = [str(user.id) for user in [*users, late]]
+    km = connect(app, secret, batch_size=3)
+
+    with pytest.raises(NotEnrolled) as failed:
+        km.send_bulk(user_ids, "Closing", "At 6pm")
+    error = failed.value
+    assert error.user_ids == [str(late.id)]
+    assert len(error.sent_notification_ids) == 6 and error.idempotency_key
+    assert stored_ids(app) == set(error.sent_notification_ids)
+
+    enroll(app, late)
+    ids = km.send_bulk(user_ids, "Closing", "At 6pm", idempotency_key=error.idempotency_key)
+
+    assert ids[:6] == error.sent_notification_ids  # replayed by the server, not sent again
+    assert stored_ids(app) == set(ids) and len(ids) == 7
+    assert km.get_notification(ids[6])["user_id"] == str(late.id)
+    assert sleeps == []
+
+
+def test_send_batch_stores_each_users_own_message_with_ids_in_order(
+    live_app, connect: Connect
+) -> None:
+    app, secret = live_app
+    users = enrolled(app, 3)
+    km = connect(app, secret)
+
+    ids = km.send_batch(
+        [
+            {"user_id": str(user.id), "title": f"Shift {n}", "body": f"Body {n}"}
+            for n, user in enumerate(users)
+        ]
+        + [{"user_id": str(users[0].id), "title": "Again", "body": "x", "priority": "high"}]
+    )
+
+    got = [km.get_notification(i) for i in ids]
+    assert [(n["user_id"], n["title"], n["body"], n["priority"]) for n in got] == [
+        (str(users[0].id), "Shift 0", "Body 0", "normal"),
+        (str(users[1].id), "Shift 1", "Body 1", "normal"),
+        (str(users[2].id), "Shift 2", "Body 2", "normal"),
+        (str(users[0].id), "Again", "x", "high"),
+    ]
+    assert stored_ids(app) == set(ids)
+
+
+def test_unregister_device_removes_it_and_a_second_call_is_not_found(
+    live_app, connect: Connect, sleeps: list[float]
+) -> None:
+    app, secret = live_app
+    (user,) = enrolled(app)
+    device = register(user, app)
+    other_app, _ = app_create(name="Other app")
+    enable_push(other_app)
+    enroll(other_app, user)
+    others_device = register(user, other_app)
+    km = connect(app, secret)
+
+    km.unregister_device(str(device.id))
+
+    assert not Device.objects.filter(pk=device.id).exists()
+    with pytest.raises(NotFound):
+        km.unregister_device(str(device.id))
+    with pytest.raises(NotFound):  # another app's device is not this app's to remove
+        km.unregister_device(str(others_device.id))
+    assert Device.objects.filter(pk=others_device.id).exists()
+    assert sleeps == []
+
+
+# --- Access tokens ---------------------------------------------------------------------------
+
+
+def test_access_token_is_reused_then_refreshed_before_the_server_expires_it(
+    settings, live_app, connect: Connect, proxy: FaultProxy, clock: FakeClock
+) -> None:
+    settings.JWT_CLIENT_LIFETIME = 100  # the client refreshes a tenth early: after 90 s
+    app, secret = live_app
+    (user,) = enrolled(app)
+    km = connect(app, secret, base_url=proxy.url)
+
+    km.send_push(str(user.id), "One", "x")
+    clock.advance(85)
+    km.send_push(str(user.id), "Two", "x")
+    assert len(proxy.seen("/oauth/token")) == 1
+    clock.advance(6)
+    km.send_push(str(user.id), "Three", "x")
+
+    grants = proxy.seen("/oauth/token")
+    assert [grant.status for grant in grants] == [200, 200]
+    sends = proxy.seen("/push/send")
+    assert [send.status for send in sends] == [202, 202, 202]
+    first, second, third = (send.bearer for send in sends)
+    assert first == second != third
+    claims = jwt_claims(first)
+    assert claims["exp"] - claims["iat"] == 100  # the server's lifetime, which it honoured
+
+
+def test_token_the_server_rejects_as_expired_is_replaced_once_and_the_call_retried(
+    settings, live_app, connect: Connect, proxy: FaultProxy, sleeps: list[float]
+) -> None:
+    settings.JWT_CLIENT_LIFETIME = 1
+    app, secret = live_app
+    (user,) = enrolled(app)
+    km = connect(app, secret, base_url=proxy.url)  # its clock stands still: it trusts the token
+    km.send_push(str(user.id), "One", "x")
+    stale = proxy.seen("/push/send")[0].bearer
+    assert stale is not None
+    expiry = jwt_claims(stale)["exp"]
+    while time.time() < expiry + 0.05:  # until the server refuses the token (~1 s)
+        time.sleep(0.05)
+
+    notification_id = km.send_push(str(user.id), "Two", "x")
+
+    sends = proxy.seen("/push/send")
+    assert [send.status for send in sends] == [202, 401, 202]
+    assert sends[1].bearer == stale and sends[2].bearer not in (None, stale)
+    assert len(proxy.seen("/oauth/token")) == 2
+    assert notification_id in stored_ids(app) and len(stored_ids(app)) == 2
+    assert sleeps == []  # a fresh token is not a backoff
+
+
+def test_rotated_client_secret_fails_the_next_token_fetch_with_authentication_error(
+    live_app, connect: Connect, proxy: FaultProxy, clock: FakeClock, sleeps: list[float]
+) -> None:
+    app, old_secret = live_app
+    (user,) = enrolled(app)
+    km = connect(app, old_secret, base_url=proxy.url)
+    km.send_push(str(user.id), "Before", "x")
+
+    new_secret = app_rotate_secret(app=app)
+    clock.advance(3600)  # the cached token is due: the client must use its (old) secret again
+    with pytest.raises(AuthenticationError) as refused:
+        km.send_push(str(user.id), "After", "x")
+
+    assert (refused.value.status, refused.value.code) == (401, "invalid_client")
+    assert [grant.status for grant in proxy.seen("/oauth/token")] == [200, 401]
+    assert len(proxy.seen("/push/send")) == 1  # nothing sent without a token
+    assert sleeps == []  # wrong credentials are not retried
+    assert connect(app, new_secret).send_push(str(user.id), "With the new secret", "x")
+
+
+# --- Rate limits and retries -----------------------------------------------------------------
+
+
+def test_spent_daily_quota_raises_quota_exceeded_at_once_with_the_wait_until_midnight_utc(
+    live_app, connect: Connect, sleeps: list[float]
+) -> None:
+    if DAY - time.time() % DAY < 120:
+        pytest.skip("within 2 minutes of 00:00 UTC, when the daily quota resets")
+    app, secret = live_app
+    push_config_update(app=app, actor=None, daily_quota=1)
+    (user,) = enrolled(app)
+    km = connect(app, secret)
+    km.send_push(str(user.id), "First", "x")
+
+    with pytest.raises(QuotaExceeded) as spent:
+        km.send_push(str(user.id), "Second", "x")
+
+    until_midnight = DAY - time.time() % DAY
+    assert (spent.value.status, spent.value.code) == (429, "quota_exceeded")
+    assert spent.value.retry_after is not None
+    assert abs(spent.value.retry_after - until_midnight) <= 5
+    assert sleeps == []  # hours away: more than max_retry_wait, so not waited for
+    assert len(stored_ids(app)) == 1
+
+
+def test_429_with_retry_after_is_waited_out_and_retried_with_the_same_idempotency_key(
+    live_app, connect: Connect, proxy: FaultProxy, sleeps: list[float]
+) -> None:
+    app, secret = live_app
+    (user,) = enrolled(app)
+    proxy.fail_next(
+        "POST",
+        "/push/send",
+        429,
+        headers={"Retry-After": "2", "Content-Type": "application/json"},
+        body={"error": {"code": "rate_limited", "message": "Slow down."}},
+    )
+    km = connect(app, secret, base_url=proxy.url)
+
+    notification_id = km.send_push(str(user.id), "Hi", "x")
+
+    sends = proxy.seen("/push/send")
+    assert [(send.status, send.forwarded) for send in sends] == [(429, False), (202, True)]
+    assert sends[0].headers["idempotency-key"] == sends[1].headers["idempotency-key"]
+    assert sleeps == [2.0]
+    assert stored_ids(app) == {notification_id}
+
+
+def test_503_after_the_server_accepted_is_retried_and_replayed_not_sent_twice(
+    live_app, connect: Connect, proxy: FaultProxy, sleeps: list[float]
+) -> None:
+    app, secret = live_app
+    (user,) = enrolled(app)
+    # The send reaches Keymaster, but the edge answers 503: the client cannot know it was stored.
+    proxy.fail_next(
+        "POST",
+        "/push/send",
+        503,
+        headers={"Content-Type": "text/html"},
+        body=b"<h1>503 Service Unavailable</h1>",
+        forward=True,
+    )
+    km = connect(app, secret, base_url=proxy.url)
+
+    notification_id = km.send_push(str(user.id), "Hi", "x")
+
+    sends = proxy.seen("/push/send")
+    assert [(send.status, send.forwarded) for send in sends] == [(503, True), (202, True)]
+    key = sends[0].headers["idempotency-key"]
+    assert key and sends[1].headers["idempotency-key"] == key
+    assert len(sleeps) == 1 and 0 <= sleeps[0] <= 0.5  # first backoff step, no Retry-After
+    assert stored_ids(app) == {notification_id}  # the retry replayed the first answer
+
+
+# --- Errors from the real server -------------------------------------------------------------
+
+
+def test_empty_title_raises_validation_error_naming_the_title_field(
+    live_app, connect: Connect, sleeps: list[float]
+) -> None:
+    app, secret = live_app
+    (user,) = enrolled(app)
+
+    with pytest.raises(ValidationError) as invalid:
+        connect(app, secret).send_push(str(user.id), "", "x")
+
+    assert (invalid.value.status, invalid.value.code) == (400, "validation_error")
+    assert set(invalid.value.fields) == {"title"} and invalid.value.fields["title"]
+    assert sleeps == [] and stored_ids(app) == set()
+
+
+def test_send_to_a_user_not_enrolled_raises_not_enrolled_with_their_ids(
+    live_app, connect: Connect
+) -> None:
+    app, secret = live_app
+    (member,) = enrolled(app)
+    stranger = make_user()
+    km = connect(app, secret)
+
+    with pytest.raises(NotEnrolled) as single:
+        km.send_push(str(stranger.id), "Hi", "x")
+    with pytest.raises(NotEnrolled) as bulk:
+        km.send_bulk([str(member.id), str(stranger.id)], "Hi", "x")
+
+    assert (single.value.status, single.value.code) == (403, "not_enrolled")
+    assert single.value.user_ids == [str(stranger.id)]
+    assert bulk.value.user_ids == [str(stranger.id)]
+    assert stored_ids(app) == set()  # a send is all or nothing
+
+
+def test_app_with_push_off_gets_push_disabled(connect: Connect) -> None:
+    app, secret = app_create(name="Push never enabled")
+    (user,) = enrolled(app)
+
+    with pytest.raises(PushDisabled) as disabled:
+        connect(app, secret).send_push(str(user.id), "Hi", "x")
+
+    assert (disabled.value.status, disabled.value.code) == (403, "push_disabled")
+
+
+def test_reusing_an_idempotency_key_for_a_different_send_raises_idempotency_conflict(
+    live_app, connect: Connect, sleeps: list[float]
+) -> None:
+    app, secret = live_app
+    (user,) = enrolled(app)
+    km = connect(app, secret)
+    first = km.send_push(str(user.id), "Hi", "x", idempotency_key="order-42")
+    assert km.send_push(str(user.id), "Hi", "x", idempotency_key="order-42") == first  # replay
+
+    with pytest.raises(IdempotencyConflict) as conflict:
+        km.send_push(str(user.id), "Hi", "changed", idempotency_key="order-42")
+
+    assert (conflict.value.status, conflict.value.code) == (422, "idempotency_key_reused")
+    assert sleeps == [] and stored_ids(app) == {first}
+
+
+def test_unknown_notification_raises_not_found(live_app, connect: Connect) -> None:
+    app, secret = live_app
+
+    with pytest.raises(NotFound) as missing:
+        connect(app, secret).get_notification(str(uuid.uuid4()))
+
+    assert (missing.value.status, missing.value.code) == (404, "not_found")
+
+
+# --- Receipts --------------------------------------------------------------------------------
+
+
+def test_receipt_posted_by_the_delivery_pipeline_passes_verify_webhook(
+    fakes, webhook_fake: WebhookFake, live_app, connect: Connect
+) -> None:
+    app, secret = live_app
+    config = push_config_update(
+        app=app, actor=None, webhook_url=f"{webhook_fake.url}/hooks/push-receipts"
+    )
+    (user,) = enrolled(app)
+    device = register(user, app, fcm_token("live-receipt"), "android")
+    notification_id = connect(app, secret).send_push(str(user.id), "Shift", "Starts soon")
+
+    drain()
+
+    (posted,) = webhook_fake.received("/hooks/push-receipts")
+    assert "webhook-signature" in posted.headers  # both signature schemes get checked
+    receipt = verify_webhook(posted.body, posted.headers, config.webhook_secret)
+    assert receipt == {
+        "notification_id": notification_id,
+        "user_id": str(user.id),
+        "device_id": str(device.id),
+        "app_id": str(app.app_id),
+        "status": "delivered",
+        "error": None,
+        "timestamp": receipt["timestamp"],
+    }
+    with pytest.raises(WebhookVerificationError):
+        verify_webhook(posted.body, posted.headers, webhook_secret_new())
+    tampered = posted.body.replace(b'"delivered"', b'"failed"')
+    assert tampered != posted.body
+    with pytest.raises(WebhookVerificationError):
+        verify_webhook(tampered, posted.headers, config.webhook_secret)

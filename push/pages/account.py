@@ -1,0 +1,73 @@
+"""The Account page (a person's own devices), the site's front door and its service worker."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views import View
+from django.views.decorators.http import require_GET
+
+from accounts.selectors import user_is_admin
+from accounts.views import access_cookie_set
+from keymaster.errors import NotFound
+from push.selectors import devices_of_user_by_app
+from push.selectors_console import browser_push_key
+from push.services.devices import device_remove
+
+SERVICE_WORKER = Path(settings.BASE_DIR) / "static" / "keymaster" / "sw.js"
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    """Send people where they work: admins to the Console, everyone else to their Account."""
+    if not request.user.is_authenticated:
+        return redirect(settings.LOGIN_URL)
+    return redirect("/console/" if user_is_admin(request.user) else "/account")
+
+
+class AccountView(LoginRequiredMixin, View):
+    def get(self, request: HttpRequest) -> HttpResponse:
+        """List the person's devices by app, and offer to register this browser."""
+        groups = devices_of_user_by_app(request.user)
+        context = {
+            "groups": groups,
+            "device_total": sum(len(group["devices"]) for group in groups),
+            "vapid_public_key": browser_push_key(),
+        }
+        response = render(request, "push/account.html", context)
+        # The cookie `POST /push/subscribe` authenticates with lives only as long as an access
+        # token, so each visit issues a fresh one.
+        access_cookie_set(response, request.user)
+        return response
+
+
+class DeviceRevokeView(LoginRequiredMixin, View):
+    def post(self, request: HttpRequest, device_id: str) -> HttpResponse:
+        """Revoke one of the person's own devices (anyone else's is a 404)."""
+        try:
+            device_remove(device_id=device_id, caller=request.user)
+        except NotFound:
+            raise Http404("No such device.") from None
+        messages.success(request, "Device revoked. It will receive no more notifications.")
+        return redirect("account")
+
+
+@cache
+def _service_worker_source() -> bytes:
+    return SERVICE_WORKER.read_bytes()
+
+
+@require_GET
+def service_worker(request: HttpRequest) -> HttpResponse:
+    """Serve the service worker from the site root, so its scope covers every page."""
+    response = HttpResponse(_service_worker_source(), content_type="text/javascript")
+    response["Service-Worker-Allowed"] = "/"
+    # Browsers check for a new worker on each registration; never let a cache answer that.
+    response["Cache-Control"] = "no-cache"
+    return response
