@@ -40,13 +40,16 @@
     var article = result.querySelector("[data-status]");
     return article ? article.getAttribute("data-status") : "";
   }
+  function stop(text) {
+    var note = document.createElement("p");
+    note.className = "warning";
+    note.textContent = text;
+    result.appendChild(note);
+  }
   function poll() {
     if (status() !== "queued") return;
     if (Date.now() - started > 30000) {
-      var note = document.createElement("p");
-      note.className = "warning";
-      note.textContent = "Still queued after 30 seconds: is the delivery worker (qcluster) running? Reload the page to check again.";
-      result.appendChild(note);
+      stop("Still queued after 30 seconds: is the delivery worker (qcluster) running? Reload the page to check again.");
       return;
     }
     fetch(result.getAttribute("data-poll"), { credentials: "same-origin", headers: { Accept: "text/html" } })
@@ -55,11 +58,20 @@
         return response.text();
       })
       .then(function (html) {
-        result.innerHTML = html;
+        var fresh = document.createElement("template");
+        fresh.innerHTML = html;
+        if (!fresh.content.querySelector("[data-status]")) {
+          // Not the fragment (the session ended and this is the sign-in page): stop here.
+          stop("Could not check the result: reload the page (you may need to sign in again).");
+          return;
+        }
+        result.replaceChildren(fresh.content);
         if (window.keymasterLocaliseTimes) window.keymasterLocaliseTimes(result);
+        setTimeout(poll, 1000);
       })
-      .catch(function () { /* a dropped poll is retried on the next tick */ })
-      .then(function () { setTimeout(poll, 1000); });
+      .catch(function () {
+        setTimeout(poll, 1000); // a dropped poll is retried on the next tick
+      });
   }
   setTimeout(poll, 1000);
 })();

@@ -68,6 +68,7 @@ def test_a_person_sees_devices_by_app_and_revokes_one(page, live_server, person)
     expect(confirm).to_be_visible()
     page.keyboard.press("Tab")
     expect(confirm).to_be_focused()
+    screenshots(page, "account-revoke-confirm")
     page.keyboard.press("Enter")
     expect(page.get_by_role("status").filter(has_text="Device revoked")).to_be_visible()
     expect(page.get_by_role("cell", name="Safari on iPhone")).to_have_count(0)
@@ -141,3 +142,52 @@ def test_a_refused_subscription_is_explained_in_words(page, live_server, person,
     )
     assert "endpoint" in message and "HTTP" not in message
     assert not Device.objects.filter(user=person).exists()
+
+
+def test_the_service_worker_shows_a_pushed_notification(page, live_server, person):
+    sign_in(page, live_server, person.email, PASSWORD)
+    scope = page.evaluate(
+        "navigator.serviceWorker.register('/sw.js', {scope: '/'})"
+        ".then(() => navigator.serviceWorker.ready).then(r => r.scope)"
+    )
+    assert scope == f"{live_server.url}/"
+    # The DevTools protocol hands the worker a push event, as a push service would.
+    cdp = page.context.new_cdp_session(page)
+    registrations: list[dict] = []
+    cdp.on(
+        "ServiceWorker.workerRegistrationUpdated",
+        lambda event: registrations.extend(event["registrations"]),
+    )
+    cdp.send("ServiceWorker.enable")
+    for _ in range(50):
+        if registrations:
+            break
+        page.wait_for_timeout(100)  # events arrive while Playwright waits
+    payload = {
+        "title": "Shift approved",
+        "body": "See you Monday",
+        "data": {"route": "/schedule"},
+        "notification_id": "7d6f1c9e-0000-4000-8000-000000000001",
+    }
+    cdp.send(
+        "ServiceWorker.deliverPushMessage",
+        {
+            "origin": live_server.url,
+            "registrationId": registrations[0]["registrationId"],
+            "data": json.dumps(payload),
+        },
+    )
+    shown = page.wait_for_function(
+        """() => navigator.serviceWorker.ready
+            .then(r => r.getNotifications())
+            .then(list => list.length ? list.map(n => ({title: n.title, body: n.body, tag: n.tag,
+                                                        data: n.data})) : null)"""
+    ).json_value()
+    assert shown == [
+        {
+            "title": "Shift approved",
+            "body": "See you Monday",
+            "tag": payload["notification_id"],
+            "data": {"route": "/schedule", "notification_id": payload["notification_id"]},
+        }
+    ]

@@ -76,6 +76,7 @@ def test_admin_enables_push_configures_it_and_sends_a_test(page, live_server, gy
     page.get_by_label("Daily quota").fill("500")
     page.get_by_role("button", name="Save settings").click()
     expect(page.locator("#settings_webhook_url_error")).to_contain_text("Not allowed")
+    screenshots(page, "console-notifications-errors")
     assert PushConfig.objects.get(app=app).daily_quota != 500
 
     webhook = f"{providers['webhook'].url}/hooks/push-receipts"

@@ -7,7 +7,9 @@ import json
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from push.models import (
@@ -117,16 +119,12 @@ def test_first_enable_shows_the_new_secret_and_vapid_key_once(app, browser):
     assert AuditEvent.objects.get(app=app).detail == {"enabled": True, "provisioned": True}
 
 
-def test_disable_switches_push_off_and_is_audited(app, browser):
+def test_disable_switches_push_off_and_is_audited(app, browser, admin):
     enable_push(app)
     browser.post(tab(app, "enabled"), {"enabled": "0"})
     assert not push_config_for(app).enabled
     event = AuditEvent.objects.filter(app=app).latest("id")
-    assert (event.actor.email, event.detail) == (browser_user_email(app), {"enabled": False})
-
-
-def browser_user_email(app):
-    return app.admins.get().email
+    assert (event.actor, event.detail) == (admin, {"enabled": False})
 
 
 def test_settings_save_webhook_url_and_quota(app, browser):
@@ -460,3 +458,27 @@ def test_audit_lists_who_did_what_and_when(app, browser, admin):
     assert "Changed the push settings" in audit and "Rotated the webhook secret" in audit
     assert audit.count(admin.email) == 2
     assert "<time datetime=" in audit and 'UTC"' in audit
+
+
+def test_the_tab_makes_the_same_queries_for_one_row_or_many(app, browser, admin, settings):
+    settings.PUSH_REGISTRATIONS_PER_HOUR = 100
+    enable_push(app)
+
+    def add_activity():
+        user = make_user()
+        enroll(app, user)
+        register(user, app)
+        register(user, app, platform="ios")
+        browser.post(tab(app, "test"), {"email": user.email, "title": "t", "body": "b"})
+        _receipt(app)
+
+    def queries():
+        with CaptureQueriesContext(connection) as captured:
+            assert browser.get(tab(app)).status_code == 200
+        return len(captured.captured_queries)
+
+    add_activity()
+    one = queries()
+    for _ in range(4):
+        add_activity()
+    assert queries() == one

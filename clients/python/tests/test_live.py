@@ -311,7 +311,8 @@ def test_access_token_is_reused_then_refreshed_before_the_server_expires_it(
 def test_token_the_server_rejects_as_expired_is_replaced_once_and_the_call_retried(
     settings, live_app, connect: Connect, proxy: FaultProxy, sleeps: list[float]
 ) -> None:
-    settings.JWT_CLIENT_LIFETIME = 1
+    # 2 s, not 1: `exp` is whole seconds, so a 1 s token may expire before its first use.
+    settings.JWT_CLIENT_LIFETIME = 2
     app, secret = live_app
     (user,) = enrolled(app)
     km = connect(app, secret, base_url=proxy.url)  # its clock stands still: it trusts the token
@@ -319,7 +320,7 @@ def test_token_the_server_rejects_as_expired_is_replaced_once_and_the_call_retri
     stale = proxy.seen("/push/send")[0].bearer
     assert stale is not None
     expiry = jwt_claims(stale)["exp"]
-    while time.time() < expiry + 0.05:  # until the server refuses the token (~1 s)
+    while time.time() < expiry + 0.05:  # until the server refuses the token (1-2 s)
         time.sleep(0.05)
 
     notification_id = km.send_push(str(user.id), "Two", "x")
