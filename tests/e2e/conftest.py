@@ -7,6 +7,7 @@ Without Chromium (or Playwright) these tests skip on a developer's machine and f
 from __future__ import annotations
 
 import pytest
+from django.db import connections
 
 from tests.e2e.browser import CHROMIUM_ARGS, chromium_executable, sync_playwright
 
@@ -22,6 +23,9 @@ def chromium(monkeypatch):
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+        # While Playwright's loop runs, Django hands this thread other (context-local) database
+        # connections; close them now, or they outlive the test and block dropping the test DB.
+        connections.close_all()
 
 
 @pytest.fixture

@@ -94,7 +94,7 @@ def connect(live_server, sleeps: list[float], clock: FakeClock) -> Iterator[Conn
     clients: list[KeymasterClient] = []
 
     def make(app: App, secret: str, **options: Any) -> KeymasterClient:
-        settings: dict[str, Any] = {
+        arguments: dict[str, Any] = {
             "base_url": live_server.url,
             "client_id": app.client_id,
             "client_secret": secret,
@@ -102,8 +102,8 @@ def connect(live_server, sleeps: list[float], clock: FakeClock) -> Iterator[Conn
             "clock": clock,
             "timeout": 10,
         }
-        settings.update(options)
-        client = KeymasterClient(**settings)
+        arguments.update(options)
+        client = KeymasterClient(**arguments)
         clients.append(client)
         return client
 
