@@ -17,7 +17,7 @@ from accounts.permissions import IsStaff, app_for_admin
 from accounts.selectors import apps_administered_by
 from accounts.throttles import client_address, guess_throttle_check, guess_throttle_fail
 from accounts.tokens import UserTokenAuthentication, user_tokens_issue
-from keymaster.errors import KeymasterError
+from keymaster.errors import KeymasterError, validated
 
 
 class AuthenticationFailedError(KeymasterError):
@@ -42,7 +42,7 @@ class UserTokenView(APIView):
     @extend_schema(request=LoginIn, responses={200: TokenPairOut}, tags=["tokens"], auth=[])
     def post(self, request: Request) -> Response:
         """Exchange a user's email and password for access and refresh tokens."""
-        data = _valid(LoginIn, request.data)
+        data = validated(LoginIn, request.data)
         address = client_address(request)
         guess_throttle_check(f"user:{data['email']}", address)
         user = authenticate(request, email=data["email"], password=data["password"])
@@ -92,12 +92,6 @@ class EnrollmentOut(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
-def _valid(serializer_class: type[serializers.Serializer], data: object) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
 def _user_ref(data: dict) -> User:
     if data.get("email"):
         return services.user_by_email(data["email"])
@@ -129,7 +123,7 @@ class AppListView(APIView):
         """Create an app (staff only); the answer shows its client secret once."""
         if not IsStaff().has_permission(request, self):
             self.permission_denied(request, message=IsStaff.message)
-        data = _valid(AppIn, request.data)
+        data = validated(AppIn, request.data)
         admin = services.user_by_email(data["admin_email"]) if data.get("admin_email") else None
         app, secret = services.app_create(name=data["name"], admin=admin)
         return Response(_app_out(app, secret), status=status.HTTP_201_CREATED)
@@ -163,7 +157,7 @@ class EnrollmentListView(APIView):
     def post(self, request: Request, app_id: str) -> Response:
         """Enroll a user in the app (by email or user_id)."""
         app = app_for_admin(app_id, request.user)
-        user = _user_ref(_valid(UserRefIn, request.data))
+        user = _user_ref(validated(UserRefIn, request.data))
         enrollment, created = services.enrollment_add(app=app, user=user)
         code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
         return Response(EnrollmentOut(enrollment).data, status=code)
@@ -200,7 +194,7 @@ class AppAdminListView(APIView):
     def post(self, request: Request, app_id: str) -> Response:
         """Make a user an administrator of the app."""
         app = app_for_admin(app_id, request.user)
-        user = _user_ref(_valid(UserRefIn, request.data))
+        user = _user_ref(validated(UserRefIn, request.data))
         services.app_admin_add(app=app, user=user)
         body = {"app_id": str(app.app_id), "user_id": str(user.id), "email": user.email}
         return Response(body, status=status.HTTP_201_CREATED)

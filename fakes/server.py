@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -78,6 +79,19 @@ class FakeServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    """Read a control endpoint's JSON object body ({} when there is none)."""
+    if not request.can_read_body:
+        return {}
+    try:
+        data = await request.json()
+    except ValueError:
+        raise web.HTTPBadRequest(text="expected a JSON object") from None
+    if not isinstance(data, dict):
+        raise web.HTTPBadRequest(text="expected a JSON object")
+    return data
 
 
 async def _as_coro(func: Callable[[], object]) -> object:

@@ -30,7 +30,7 @@ from typing import Any
 
 from aiohttp import web
 
-from fakes.server import FakeServer
+from fakes.server import FakeServer, read_json
 
 MODES = ("normal", "down", "close", "gone", "redirect")
 INTERNAL_REDIRECT = "http://169.254.169.254/latest/meta-data/"
@@ -165,12 +165,12 @@ class WebhookFake(FakeServer):
         return web.json_response(self.stats())
 
     async def _c_script(self, request: web.Request) -> web.Response:
-        statuses = (await _json(request)).get("statuses", [])
+        statuses = (await read_json(request)).get("statuses", [])
         self.script(statuses)
         return web.json_response({"ok": True, "queued": len(statuses)})
 
     async def _c_mode(self, request: web.Request) -> web.Response:
-        data = await _json(request)
+        data = await read_json(request)
         try:
             self.set_mode(str(data.get("mode", "normal")), location=data.get("location"))
         except ValueError as exc:
@@ -178,24 +178,12 @@ class WebhookFake(FakeServer):
         return web.json_response({"ok": True})
 
     async def _c_latency(self, request: web.Request) -> web.Response:
-        self.set_latency(int((await _json(request)).get("ms", 0)))
+        self.set_latency(int((await read_json(request)).get("ms", 0)))
         return web.json_response({"ok": True})
 
     async def _c_reset(self, request: web.Request) -> web.Response:
         self.reset()
         return web.json_response({"ok": True})
-
-
-async def _json(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
-    try:
-        data = await request.json()
-    except ValueError:
-        raise web.HTTPBadRequest(text="expected a JSON object") from None
-    if not isinstance(data, dict):
-        raise web.HTTPBadRequest(text="expected a JSON object")
-    return data
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -43,7 +43,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from fakes.server import FakeServer
+from fakes.server import FakeServer, read_json
 
 MAX_BODY = 4096  # RFC 8030 section 7.2: services must accept at least 4096 octets
 MAX_JWT_LIFETIME = 24 * 3600  # RFC 8292 section 2: exp no more than 24 hours ahead
@@ -410,7 +410,7 @@ class WebPushFake(FakeServer):
         return app
 
     async def _c_subscribe(self, request: web.Request) -> web.Response:
-        data = await _json(request)
+        data = await read_json(request)
         origin = self._public_url or f"{request.scheme}://{request.host}"
         sub = self.new_subscription(data.get("applicationServerKey"), origin=origin)
         return web.json_response(sub, status=201)
@@ -423,7 +423,7 @@ class WebPushFake(FakeServer):
         return web.json_response({"ok": True})
 
     async def _c_script(self, request: web.Request) -> web.Response:
-        answers = (await _json(request)).get("answers", [])
+        answers = (await read_json(request)).get("answers", [])
         try:
             self.script(request.match_info["id"], answers)
         except KeyError:
@@ -431,7 +431,7 @@ class WebPushFake(FakeServer):
         return web.json_response({"ok": True, "queued": len(answers)})
 
     async def _c_faults(self, request: web.Request) -> web.Response:
-        data = await _json(request)
+        data = await read_json(request)
         self.set_faults(
             gone=float(data.get("gone", 0.0)),
             throttle=float(data.get("throttle", 0.0)),
@@ -442,7 +442,7 @@ class WebPushFake(FakeServer):
         return web.json_response({"ok": True, "faults": self.stats()["faults"]})
 
     async def _c_reset(self, request: web.Request) -> web.Response:
-        self.reset(subscriptions=bool((await _json(request)).get("subscriptions", False)))
+        self.reset(subscriptions=bool((await read_json(request)).get("subscriptions", False)))
         return web.json_response({"ok": True})
 
     async def _c_stats(self, request: web.Request) -> web.Response:
@@ -451,18 +451,6 @@ class WebPushFake(FakeServer):
     async def _c_received(self, request: web.Request) -> web.Response:
         messages = self.received(request.query.get("subscription"))
         return web.json_response({"messages": [m.as_json() for m in messages]})
-
-
-async def _json(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
-    try:
-        data = await request.json()
-    except ValueError:
-        raise web.HTTPBadRequest(text="expected a JSON object") from None
-    if not isinstance(data, dict):
-        raise web.HTTPBadRequest(text="expected a JSON object")
-    return data
 
 
 def main(argv: list[str] | None = None) -> None:

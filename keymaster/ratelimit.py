@@ -63,6 +63,13 @@ def counter_take(window: Window, amount: int = 1, *, now: float | None = None) -
     return Take(True, int(row[0]), window.limit, reset_in)
 
 
+def counter_preview(window: Window, amount: int = 1, *, now: float | None = None) -> Take:
+    """Say whether `counter_take(window, amount)` would be allowed now, without taking."""
+    now = time.time() if now is None else now
+    used = counter_peek(window, now=now)
+    return Take(used + amount <= window.limit, used, window.limit, window.seconds_left(now))
+
+
 def counter_peek(window: Window, *, now: float | None = None) -> int:
     """Return how much of the window's limit is used."""
     now = time.time() if now is None else now

@@ -195,8 +195,12 @@ class OutboundPolicy:
         if why and not (self.allows_host(host) or self.allows_address(ip)):
             raise AddressRefused(f"{host} resolves to a forbidden address {ip} ({why})")
 
-    def check_url(self, url: str, *, resolve: bool) -> None:
-        """Raise OutboundRefused unless `url` may be requested; `resolve` also checks DNS."""
+    def check_url(self, url: str, *, resolve: bool, unresolvable_ok: bool = False) -> None:
+        """Raise OutboundRefused unless `url` may be requested; `resolve` also checks DNS.
+
+        With `unresolvable_ok`, a name that does not resolve (yet) passes: configuration time
+        refuses names that resolve inside, delivery time resolves again through the guard.
+        """
         parsed = _parse_url(url)
         host = parsed.raw_host or ""
         ip = parse_ip_literal(host)
@@ -215,7 +219,7 @@ class OutboundPolicy:
         if name == "localhost" or name.endswith(".localhost"):
             raise OutboundRefused(f"{name} is a loopback name")
         if resolve:
-            for address in _resolve(host, parsed.port or 443):
+            for address in _resolve(host, parsed.port or 443, missing_ok=unresolvable_ok):
                 self.check_address(host, address)
 
 
@@ -241,10 +245,12 @@ def _parse_url(url: str) -> URL:
     return parsed
 
 
-def _resolve(host: str, port: int) -> list[IPAddress]:
+def _resolve(host: str, port: int, *, missing_ok: bool = False) -> list[IPAddress]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as exc:
+        if missing_ok:
+            return []
         raise OutboundRefused(f"{host} does not resolve ({exc})") from None
     return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
 

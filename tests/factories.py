@@ -53,6 +53,13 @@ def enable_push(app: App, **fields) -> "PushConfig":  # noqa: F821, UP037
     return push_config_update(app=app, actor=None, enabled=True, **fields)
 
 
+def make_push_app(**config_fields) -> App:
+    """An app with push enabled (VAPID key and webhook secret provisioned)."""
+    app = make_app()[0]
+    enable_push(app, **config_fields)
+    return app
+
+
 def fcm_token(n: int | str = "") -> str:
     return f"fcm-token-{n}-" + "x" * 40
 

@@ -1,18 +1,8 @@
-"""What the push API views share: input validation and the caller's app."""
+"""What the push API views share beyond the one error format: the device label."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from rest_framework import serializers
 from rest_framework.request import Request
-
-
-def valid(serializer_class: type[serializers.Serializer], data: Any) -> dict:
-    """Validate `data`, raising the API's 400 naming every bad field."""
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 def device_label(request: Request) -> str:

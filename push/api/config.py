@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 
 from accounts.permissions import app_for_admin
 from accounts.tokens import UserTokenAuthentication
-from push.api.common import valid
+from keymaster.errors import validated
 from push.models import PushConfig
 from push.selectors import device_count
 from push.serializers import ConfigIn, ConfigOut
@@ -49,7 +49,9 @@ class ConfigView(APIView):
     def patch(self, request: Request, app_id: str) -> Response:
         """Enable or disable push, set the webhook URL and the daily quota."""
         app = app_for_admin(app_id, request.user)
-        config = push_config_update(app=app, actor=request.user, **valid(ConfigIn, request.data))
+        config = push_config_update(
+            app=app, actor=request.user, **validated(ConfigIn, request.data)
+        )
         return Response(config_out(config))
 
 

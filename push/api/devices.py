@@ -10,14 +10,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import User
-from accounts.permissions import app_for_admin
+from accounts.permissions import HasPushSendScope, app_for_admin
 from accounts.tokens import (
     AnyTokenAuthentication,
     CookieTokenAuthentication,
     UserTokenAuthentication,
 )
-from keymaster.errors import InvalidInput, NotFound
-from push.api.common import device_label, valid
+from keymaster.errors import InvalidInput, NotFound, validated
+from push.api.common import device_label
 from push.selectors import devices_of_app, devices_of_user_by_app, webpush_subscription_count
 from push.serializers import (
     AccountDevicesOut,
@@ -40,7 +40,7 @@ class RegisterView(APIView):
     )
     def post(self, request: Request) -> Response:
         """Register a device's push token (or refresh it: the device_id is stable)."""
-        data = valid(RegisterIn, request.data)
+        data = validated(RegisterIn, request.data)
         device, created = device_register(
             user=request.user,
             app_id=data["app_id"],
@@ -58,7 +58,7 @@ class SubscribeView(APIView):
     @extend_schema(request=SubscribeIn, responses={200: SubscribeOut}, tags=["devices"])
     def post(self, request: Request) -> Response:
         """Save this browser's Web Push subscription (upsert by user, app and endpoint)."""
-        data = valid(SubscribeIn, request.data)
+        data = validated(SubscribeIn, request.data)
         app_id = data.pop("app_id", None) or settings.PUSH_DEFAULT_APP_ID
         if not app_id:
             raise InvalidInput({"app_id": ["Required: no default app is configured."]})
@@ -90,7 +90,7 @@ class DevicesView(APIView):
         if not isinstance(request.user, User):
             raise NotFound("No such app.")
         app = app_for_admin(pk, request.user)
-        query = valid(DeviceListQuery, request.query_params)
+        query = validated(DeviceListQuery, request.query_params)
         devices = devices_of_app(app, platform=query.get("platform"), user_id=query.get("user_id"))
         page = devices[query["offset"] : query["offset"] + query["limit"]]
         return Response(
@@ -105,10 +105,11 @@ class DevicesView(APIView):
     @extend_schema(responses={204: None}, tags=["devices"])
     def delete(self, request: Request, pk: str) -> Response:
         """Remove a device: its app's backend (push:send) or its own user."""
-        caller = request.user
-        if not isinstance(caller, User) and "push:send" not in getattr(caller, "scopes", ()):
-            self.permission_denied(request, message="This token lacks the push:send scope.")
-        device_remove(device_id=pk, caller=caller)
+        if not isinstance(request.user, User) and not HasPushSendScope().has_permission(
+            request, self
+        ):
+            self.permission_denied(request, message=HasPushSendScope.message)
+        device_remove(device_id=pk, caller=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -12,8 +12,7 @@ from rest_framework.views import APIView
 
 from accounts.permissions import HasPushSendScope
 from accounts.tokens import ClientTokenAuthentication
-from keymaster.errors import InvalidInput
-from push.api.common import valid
+from keymaster.errors import InvalidInput, validated
 from push.serializers import (
     BatchIn,
     BulkIn,
@@ -53,15 +52,18 @@ class _SendView(APIView):
     def drafts(self, data: dict) -> list[NotificationDraft]:
         raise NotImplementedError
 
+    def ids_body(self, ids: list) -> dict[str, Any]:
+        return {"notification_ids": [str(i) for i in ids]}
+
     def answer(self, ids: list, dry_run: bool) -> dict:
-        body: dict[str, Any] = {"notification_ids": [str(i) for i in ids]}
+        body = self.ids_body(ids)
         return {**body, "dry_run": True} if dry_run else body
 
     def post(self, request: Request) -> Response:
         key = request.headers.get("Idempotency-Key")
         if key is not None and not 0 < len(key) <= MAX_KEY_LENGTH:
             raise InvalidInput({"Idempotency-Key": [f"Must be 1 to {MAX_KEY_LENGTH} characters."]})
-        data = valid(self.input, request.data)
+        data = validated(self.input, request.data)
         app, headers = request.user.app, {}
 
         def send() -> tuple[int, dict]:
@@ -89,9 +91,8 @@ class SendView(_SendView):
     def drafts(self, data: dict) -> list[NotificationDraft]:
         return [_draft(data["user_id"], data)]
 
-    def answer(self, ids: list, dry_run: bool) -> dict:
-        body = {"notification_id": str(ids[0]) if ids else None}
-        return {**body, "dry_run": True} if dry_run else body
+    def ids_body(self, ids: list) -> dict[str, Any]:
+        return {"notification_id": str(ids[0]) if ids else None}
 
     @extend_schema(
         request=SendIn, responses={202: SendOut}, parameters=[IDEMPOTENCY_HEADER], tags=["send"]

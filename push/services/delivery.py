@@ -8,8 +8,10 @@ mid-chunk leaves its claims to expire; the sweeper puts them back in the queue.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
+import os
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -179,9 +181,15 @@ def _default_fcm_credential() -> FcmCredential | None:
     path = settings.FCM_CREDENTIALS_FILE
     if not path:
         return None
+    # Keyed by modification time: a replaced key file is read again, an unchanged one never.
+    return _file_credential(path, os.stat(path).st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _file_credential(path: str, mtime_ns: int) -> FcmCredential:
     with open(path, encoding="utf-8") as handle:
         info = json.load(handle)
-    return credential_for(f"file:{path}:{info.get('private_key_id', '')}", info)
+    return credential_for(f"file:{path}:{mtime_ns}", info)
 
 
 def deliveries_record(deliveries: list[Delivery], outcomes: dict[int, Outcome]) -> dict[str, int]:
@@ -191,6 +199,7 @@ def deliveries_record(deliveries: list[Delivery], outcomes: dict[int, Outcome]) 
     retries: list[Delivery] = []
     dead_devices: set[Any] = set()
     config_errors: dict[Any, str] = {}
+    finished: list[Delivery] = []
     for delivery in deliveries:
         outcome = outcomes.get(delivery.id) or Outcome(OutcomeKind.RETRY, "lost", "no outcome")
         status, error = _final_status(delivery, outcome, now)
@@ -204,6 +213,8 @@ def deliveries_record(deliveries: list[Delivery], outcomes: dict[int, Outcome]) 
             retries.append(delivery)
             continue
         final[(status, error, outcome.detail[:300])].append(delivery.id)
+        delivery.status, delivery.error = status, error
+        finished.append(delivery)
         if status == DeliveryStatus.INVALID_TOKEN and delivery.device_id:
             dead_devices.add(delivery.device_id)
         if error in _CONFIG_ERRORS:
@@ -228,8 +239,7 @@ def deliveries_record(deliveries: list[Delivery], outcomes: dict[int, Outcome]) 
             Device.objects.filter(id__in=dead_devices).delete()
         for app_id, error in config_errors.items():
             push_config_record_error(app_id=app_id, error=error)
-        finished = [i for ids in final.values() for i in ids]
-        receipts_create(Delivery.objects.filter(id__in=finished).select_related("notification"))
+        receipts_create(finished)
         notifications_roll_up({d.notification_id for d in deliveries})
     counts = {status: len(ids) for (status, _, _), ids in final.items()}
     counts["retry"] = len(retries)

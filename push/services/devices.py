@@ -20,7 +20,7 @@ from keymaster.errors import Forbidden, InvalidInput, NotFound, TooManyRequests
 from keymaster.ratelimit import Window, counter_take
 from push.models import Device, Platform, PushConfig, Transport
 from push.outbound import OutboundPolicy
-from push.transports.webpush import validate_subscription
+from push.transports.webpush import SubscriptionInvalid, validate_subscription
 
 logger = logging.getLogger(__name__)
 
@@ -59,8 +59,8 @@ def push_token_parse(platform: str, push_token: Any) -> tuple[str, str, str]:
             raise InvalidInput({"push_token": ["A Web Push subscription needs platform 'web'."]})
         try:
             subscription = validate_subscription(push_token, OutboundPolicy.from_settings())
-        except ValueError as exc:
-            raise InvalidInput({f"push_token.{_field_of(exc)}": [_reason_of(exc)]}) from None
+        except SubscriptionInvalid as exc:
+            raise InvalidInput({f"push_token.{exc.field}": [exc.reason]}) from None
         # One device per push endpoint: a browser that re-subscribes gets new keys, same device.
         return Transport.WEBPUSH, json.dumps(subscription), "webpush:" + subscription["endpoint"]
     if not isinstance(push_token, str) or not _FCM_TOKEN.fullmatch(push_token):
@@ -68,14 +68,6 @@ def push_token_parse(platform: str, push_token: Any) -> tuple[str, str, str]:
             {"push_token": ["Must be an FCM registration token or a Web Push subscription."]}
         )
     return Transport.FCM, push_token, "fcm:" + push_token
-
-
-def _field_of(exc: ValueError) -> str:
-    return str(exc).split(":", 1)[0] if ":" in str(exc) else "subscription"
-
-
-def _reason_of(exc: ValueError) -> str:
-    return str(exc).split(":", 1)[1].strip() if ":" in str(exc) else str(exc)
 
 
 def _registration_take(user: User) -> None:

@@ -9,7 +9,6 @@ only if the send is.
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from django.utils import timezone
 from accounts.models import App
 from accounts.selectors import enrolled_user_ids
 from keymaster.errors import NotFound, TooManyRequests
-from keymaster.ratelimit import Take, Window, counter_peek, counter_take
+from keymaster.ratelimit import Take, Window, counter_peek, counter_preview, counter_take
 from push.models import (
     MAX_TTL,
     Delivery,
@@ -93,7 +92,10 @@ def notifications_send(
     _check_enrolled(app, drafts)
     window = quota_window(config)
     if dry_run:
-        return [], _quota_preview(window, len(drafts))
+        preview = counter_preview(window, len(drafts))
+        if not preview.allowed:
+            raise _quota_error(preview)
+        return [], preview
     with transaction.atomic():
         ids = _store(app, drafts)
         # Last, so the quota row is locked only for the commit (concurrent sends of one app
@@ -102,15 +104,6 @@ def notifications_send(
         if not take.allowed:
             raise _quota_error(take)
     return ids, take
-
-
-def _quota_preview(window: Window, amount: int) -> Take:
-    now = time.time()
-    used = counter_peek(window, now=now)
-    take = Take(used + amount <= window.limit, used, window.limit, window.seconds_left(now))
-    if not take.allowed:
-        raise _quota_error(take)
-    return take
 
 
 def _quota_error(take: Take) -> QuotaExceeded:

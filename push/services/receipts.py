@@ -112,7 +112,8 @@ def receipts_send(receipt_ids: list[int]) -> dict[str, int]:
     ]
     rt = runtime()
     results = rt.run(rt.webhook.send_many(calls)) if calls else []
-    stopped = [r for r in receipts if r not in sendable]
+    sent_ids = {r.id for r in sendable}
+    stopped = [r for r in receipts if r.id not in sent_ids]
     return receipts_record(list(zip(sendable, results, strict=True)), stopped)
 
 

@@ -175,49 +175,57 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return min(seconds, MAX_RETRY_AFTER)
 
 
+class SubscriptionInvalid(ValueError):
+    """A malformed PushSubscription: `field` names the part at fault (``keys.p256dh``)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field, self.reason = field, reason
+
+
 def validate_subscription(
     value: dict[str, Any] | str, policy: OutboundPolicy | None = None
 ) -> dict[str, Any]:
     """Check a browser PushSubscription (object or JSON) and return it normalised.
 
-    Raises ValueError whose message starts with the offending field (``keys.p256dh: ...``).
+    Raises SubscriptionInvalid (a ValueError) naming the offending field (``keys.p256dh``).
     """
     if isinstance(value, str | bytes):
         try:
             value = json.loads(value)
         except ValueError:
-            raise ValueError("subscription: not valid JSON") from None
+            raise SubscriptionInvalid("subscription", "not valid JSON") from None
     if not isinstance(value, dict):
-        raise ValueError("subscription: must be a JSON object")
+        raise SubscriptionInvalid("subscription", "must be a JSON object")
     endpoint = value.get("endpoint")
     if not isinstance(endpoint, str) or not endpoint:
-        raise ValueError("endpoint: required")
+        raise SubscriptionInvalid("endpoint", "required")
     if len(endpoint) > MAX_ENDPOINT_LENGTH:
-        raise ValueError(f"endpoint: longer than {MAX_ENDPOINT_LENGTH} characters")
+        raise SubscriptionInvalid("endpoint", f"longer than {MAX_ENDPOINT_LENGTH} characters")
     try:
         (policy or OutboundPolicy()).check_url(endpoint, resolve=False)
     except OutboundRefused as exc:
-        raise ValueError(f"endpoint: {exc.reason}") from None
+        raise SubscriptionInvalid("endpoint", exc.reason) from None
     expiration = value.get("expirationTime")
     if isinstance(expiration, float) and expiration.is_integer():
         expiration = int(expiration)
     if expiration is not None and (not isinstance(expiration, int) or isinstance(expiration, bool)):
-        raise ValueError("expirationTime: must be null or an integer")
+        raise SubscriptionInvalid("expirationTime", "must be null or an integer")
     keys = value.get("keys")
     if not isinstance(keys, dict):
-        raise ValueError("keys: required (an object with p256dh and auth)")
+        raise SubscriptionInvalid("keys", "required (an object with p256dh and auth)")
     p256dh = _decode_b64("keys.p256dh", keys.get("p256dh"))
     if len(p256dh) != 65 or p256dh[0] != 0x04:
-        raise ValueError(
-            f"keys.p256dh: must be a 65-byte uncompressed P-256 point, got {len(p256dh)} bytes"
+        raise SubscriptionInvalid(
+            "keys.p256dh", f"must be a 65-byte uncompressed P-256 point, got {len(p256dh)} bytes"
         )
     try:
         ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), p256dh)
     except ValueError:
-        raise ValueError("keys.p256dh: not a point on the P-256 curve") from None
+        raise SubscriptionInvalid("keys.p256dh", "not a point on the P-256 curve") from None
     auth = _decode_b64("keys.auth", keys.get("auth"))
     if len(auth) != 16:
-        raise ValueError(f"keys.auth: must be 16 bytes, got {len(auth)}")
+        raise SubscriptionInvalid("keys.auth", f"must be 16 bytes, got {len(auth)}")
     return {
         "endpoint": endpoint,
         "expirationTime": expiration,
@@ -228,14 +236,14 @@ def validate_subscription(
 def _decode_b64(name: str, value: object) -> bytes:
     # Browsers send base64url without padding; some client libraries send standard base64.
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{name}: required")
+        raise SubscriptionInvalid(name, "required")
     text = value.strip().rstrip("=").replace("+", "-").replace("/", "_")
     if not _BASE64URL.fullmatch(text) or len(text) % 4 == 1:
-        raise ValueError(f"{name}: not valid base64url")
+        raise SubscriptionInvalid(name, "not valid base64url")
     try:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError):
-        raise ValueError(f"{name}: not valid base64url") from None
+        raise SubscriptionInvalid(name, "not valid base64url") from None
 
 
 def _b64url(data: bytes) -> str:

@@ -141,3 +141,11 @@ def test_secrets_are_encrypted_at_rest(app, admin):
         secret, private_key = cursor.fetchone()
     assert body["webhook_secret"] not in secret
     assert "PRIVATE KEY" not in private_key
+
+
+def test_webhook_host_that_does_not_resolve_yet_is_accepted(app, admin, settings):
+    settings.OUTBOUND_ALLOWED_HOSTS = ""
+    url = "https://hooks.keymaster-test.invalid/push-receipts"  # .invalid never resolves
+    response = admin.patch(f"/push/config/{app.app_id}", {"webhook_url": url})
+    assert response.status_code == 200
+    assert response.json()["webhook_url"] == url

@@ -24,7 +24,15 @@ from push.models import (
 )
 from push.selectors_console import delivery_outcomes_by_day
 from push.services.config import push_config_for
-from tests.factories import enable_push, enroll, make_admin, make_app, make_user, register
+from tests.factories import (
+    enable_push,
+    enroll,
+    make_admin,
+    make_app,
+    make_push_app,
+    make_user,
+    register,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -326,8 +334,7 @@ def test_the_polled_fragment_follows_the_notification(app, browser, member):
     Notification.objects.filter(pk=notification.pk).update(status="delivered")
     fragment = browser.get(tab(app, f"sent/{notification.id}")).content.decode()
     assert 'data-status="delivered"' in fragment and "<html" not in fragment
-    other = make_app()[0]
-    enable_push(other)
+    other = make_push_app()
     other_admin = Client()
     other_admin.force_login(make_admin(other))
     url = f"/console/apps/{other.app_id}/notifications/sent/{notification.id}"
@@ -394,8 +401,7 @@ def test_admin_removes_a_device_of_their_app_and_it_is_audited(app, browser, mem
 
 
 def test_admin_cannot_remove_another_apps_device(app, browser):
-    other = make_app()[0]
-    enable_push(other)
+    other = make_push_app()
     user = make_user()
     enroll(other, user)
     device = register(user, other)

@@ -17,6 +17,7 @@ from tests.factories import (
     fcm_token,
     make_admin,
     make_app,
+    make_push_app,
     make_user,
     register,
     user_client,
@@ -28,8 +29,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def app():
-    app = make_app()[0]
-    enable_push(app)
+    app = make_push_app()
     return app
 
 

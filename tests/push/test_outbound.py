@@ -450,3 +450,13 @@ def test_guarded_session_ignores_environment_proxies(monkeypatch) -> None:
             return session.trust_env
 
     assert asyncio.run(trust_env()) is False
+
+
+def test_unresolvable_name_is_refused_unless_allowed_to_be_missing():
+    policy = OutboundPolicy("")
+    url = "https://hooks.keymaster-test.invalid/x"
+    with pytest.raises(OutboundRefused, match="does not resolve"):
+        policy.check_url(url, resolve=True)
+    policy.check_url(url, resolve=True, unresolvable_ok=True)
+    with pytest.raises(OutboundRefused, match="loopback"):
+        policy.check_url("https://localhost/x", resolve=True, unresolvable_ok=True)

@@ -12,13 +12,18 @@ import requests
 from accounts.tokens import client_token_issue
 from push.models import Delivery, Notification
 from push.services.config import push_config_update
-from tests.factories import app_client, enable_push, enroll, make_app, make_user, register
+from tests.factories import (
+    app_client,
+    enroll,
+    make_push_app,
+    make_user,
+    register,
+)
 
 
 @pytest.fixture
 def app(db):
-    app = make_app()[0]
-    enable_push(app, daily_quota=5)
+    app = make_push_app(daily_quota=5)
     return app
 
 
@@ -81,8 +86,7 @@ def test_same_key_different_body_is_422(app, users):
 
 
 def test_keys_are_per_app(app, users):
-    other = make_app()[0]
-    enable_push(other)
+    other = make_push_app()
     enroll(other, users[0])
     _bulk(app, users[:1], HTTP_IDEMPOTENCY_KEY="shared")
     assert _bulk(other, users[:1], HTTP_IDEMPOTENCY_KEY="shared").status_code == 202
@@ -114,8 +118,7 @@ def _concurrently(n, call):
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_fifty_concurrent_sends_never_pass_the_quota(live_server):
-    app = make_app()[0]
-    enable_push(app, daily_quota=20)
+    app = make_push_app(daily_quota=20)
     users = [make_user() for _ in range(50)]
     enroll(app, *users)
     token = client_token_issue(app, ["push:send"])["access_token"]
@@ -136,8 +139,7 @@ def test_fifty_concurrent_sends_never_pass_the_quota(live_server):
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_repeats_of_one_key_send_once(live_server):
-    app = make_app()[0]
-    enable_push(app)
+    app = make_push_app()
     user = make_user()
     enroll(app, user)
     token = client_token_issue(app, ["push:send"])["access_token"]

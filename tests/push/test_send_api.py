@@ -12,9 +12,9 @@ from django_q.models import OrmQ
 from push.models import Delivery, Notification
 from tests.factories import (
     app_client,
-    enable_push,
     enroll,
     make_app,
+    make_push_app,
     make_user,
     register,
     user_client,
@@ -25,8 +25,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def app():
-    app = make_app()[0]
-    enable_push(app)
+    app = make_push_app()
     return app
 
 
@@ -254,8 +253,7 @@ def test_client_token_without_push_send_is_403(app, users):
 
 
 def test_another_apps_client_cannot_reach_this_apps_users(app, users):
-    other = make_app()[0]
-    enable_push(other)
+    other = make_push_app()
     response = _send(other, _message(user_id=str(users[0].id)))
     assert response.status_code == 403 and response.json()["error"]["code"] == "not_enrolled"
 

@@ -18,7 +18,7 @@ from push.models import Delivery, DeliveryStatus, Device, Notification
 from push.services.notifications import NotificationDraft, notifications_send
 from push.tasks import sweep
 from tests.drain import drain
-from tests.factories import enable_push, enroll, make_app, make_user
+from tests.factories import enroll, make_push_app, make_user
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,8 +41,7 @@ def _wait(predicate, timeout: float, what: str) -> None:
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_sigkilled_worker_mid_chunk_loses_nothing(providers, fake_fcm, monkeypatch):
-    app = make_app()[0]
-    enable_push(app)
+    app = make_push_app()
     user = make_user()
     enroll(app, user)
     tokens = [f"kill-test-token-{n:04d}-" + "x" * 30 for n in range(1000)]
