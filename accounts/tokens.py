@@ -129,6 +129,12 @@ class ClientTokenAuthentication(_KindAuthentication):
             app = App.objects.get(app_id=token["sub"])
         except (App.DoesNotExist, KeyError, ValueError) as exc:
             raise exceptions.AuthenticationFailed("The token's app is unknown.") from exc
+        # Rotating the secret revokes the tokens it granted: a leaked secret's tokens die with
+        # it. `iat` has whole seconds, so only tokens from before the rotation's second fail.
+        if int(token.get("iat", 0)) < int(app.secret_rotated_at.timestamp()):
+            raise exceptions.AuthenticationFailed(
+                "The token was issued before the app's client secret was rotated."
+            )
         return AppClient(app=app, scopes=frozenset(str(token.get("scope", "")).split()))
 
 

@@ -138,3 +138,21 @@ def test_unknown_api_path_is_json_404():
     response = APIClient().get("/api/apps/not-a-uuid")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
+
+
+def test_rotation_revokes_client_tokens_issued_before_it():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    app, _ = make_app()
+    old_client = app_client(app)
+    assert (
+        old_client.get("/push/notifications/00000000-0000-0000-0000-000000000000").status_code
+        == 404
+    )
+    # Rotated a second later (iat has whole seconds): the token from before no longer works.
+    App.objects.filter(pk=app.pk).update(secret_rotated_at=timezone.now() + timedelta(seconds=1))
+    response = old_client.get("/push/notifications/00000000-0000-0000-0000-000000000000")
+    assert response.status_code == 401
+    assert "rotated" in response.json()["error"]["message"]
