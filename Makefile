@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format install migrate demo clean
+.PHONY: run test lint format install migrate demo clean fuzz bench bench-soak
 
 $(STAMP): requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed (set PYTHON=...)"; exit 1; }
@@ -30,6 +30,18 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+# A longer schemathesis run than the one in `make test` (same fixed seed unless FUZZ_SEED is set).
+fuzz: $(STAMP)
+	FUZZ_MAX_EXAMPLES=$${FUZZ_MAX_EXAMPLES:-300} $(PY) -m pytest tests/security/test_fuzz.py -q $(PYTEST_ARGS)
+
+# The benchmark: real gunicorn + qcluster + PostgreSQL (DATABASE_URL) against the local fakes.
+bench: $(STAMP)
+	$(PY) -m bench run $(BENCH_ARGS)
+
+# A 10-minute soak at 50% of the measured maximum rate: RSS growth per process.
+bench-soak: $(STAMP)
+	$(PY) -m bench soak $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) db.sqlite3* staticfiles
