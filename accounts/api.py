@@ -18,6 +18,8 @@ from accounts.selectors import apps_administered_by
 from accounts.throttles import client_address, guess_throttle_check, guess_throttle_fail
 from accounts.tokens import UserTokenAuthentication, user_tokens_issue
 from keymaster.errors import KeymasterError, validated
+from keymaster.fields import StrictCharField
+from keymaster.openapi import errors
 
 
 class AuthenticationFailedError(KeymasterError):
@@ -27,7 +29,7 @@ class AuthenticationFailedError(KeymasterError):
 
 class LoginIn(serializers.Serializer):
     email = serializers.EmailField()
-    password = serializers.CharField(trim_whitespace=False)
+    password = StrictCharField(trim_whitespace=False)
 
 
 class TokenPairOut(serializers.Serializer):
@@ -39,7 +41,12 @@ class UserTokenView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
-    @extend_schema(request=LoginIn, responses={200: TokenPairOut}, tags=["tokens"], auth=[])
+    @extend_schema(
+        request=LoginIn,
+        responses={200: TokenPairOut, **errors(401, 429)},
+        tags=["tokens"],
+        auth=[],
+    )
     def post(self, request: Request) -> Response:
         """Exchange a user's email and password for access and refresh tokens."""
         data = validated(LoginIn, request.data)
@@ -52,6 +59,17 @@ class UserTokenView(APIView):
         return Response(user_tokens_issue(user))
 
 
+class RefreshIn(serializers.Serializer):
+    refresh = serializers.CharField()
+
+
+class AccessOut(serializers.Serializer):
+    access = serializers.CharField()
+
+
+@extend_schema(
+    request=RefreshIn, responses={200: AccessOut, **errors(401)}, tags=["tokens"], auth=[]
+)
 class UserTokenRefreshView(TokenRefreshView):
     """Exchange a refresh token for a new access token."""
 
@@ -71,7 +89,7 @@ class AppWithSecretOut(AppOut):
 
 
 class AppIn(serializers.Serializer):
-    name = serializers.CharField(max_length=200)
+    name = StrictCharField(max_length=200)
     admin_email = serializers.EmailField(required=False)
 
 
@@ -113,12 +131,16 @@ def _app_out(app: App, secret: str | None = None) -> dict:
 class AppListView(APIView):
     authentication_classes = [UserTokenAuthentication]
 
-    @extend_schema(responses={200: AppOut(many=True)}, tags=["admin"])
+    @extend_schema(
+        responses={200: inline_serializer("AppListOut", {"apps": AppOut(many=True)})},
+        tags=["admin"],
+        operation_id="api_apps_list",
+    )
     def get(self, request: Request) -> Response:
         """List the apps the caller administers."""
         return Response({"apps": [_app_out(app) for app in apps_administered_by(request.user)]})
 
-    @extend_schema(request=AppIn, responses={201: AppWithSecretOut}, tags=["admin"])
+    @extend_schema(request=AppIn, responses={201: AppWithSecretOut, **errors(403)}, tags=["admin"])
     def post(self, request: Request) -> Response:
         """Create an app (staff only); the answer shows its client secret once."""
         if not IsStaff().has_permission(request, self):

@@ -9,26 +9,29 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote
 
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
-from rest_framework import serializers
+from rest_framework import exceptions, serializers
 from rest_framework.decorators import (
     api_view,
     authentication_classes,
     parser_classes,
     permission_classes,
 )
-from rest_framework.parsers import FormParser, JSONParser
+from rest_framework.parsers import FormParser
 from rest_framework.request import Request
 
 from accounts.models import App
 from accounts.throttles import client_address, guess_throttle_check, guess_throttle_fail
 from accounts.tokens import KNOWN_SCOPES, SCOPE_PUSH_SEND, client_token_issue
 from keymaster.errors import TooManyRequests
+from keymaster.openapi import errors_in_own_format
+from keymaster.parsers import StrictJSONParser
 
 
 class OAuthError(Exception):
@@ -56,6 +59,19 @@ def _credentials(request: Request) -> tuple[str, str]:
     if not isinstance(body_id, str) or not isinstance(body_secret, str):
         raise OAuthError("invalid_request", "client_id and client_secret must be strings.")
     return body_id, body_secret
+
+
+def _form(request: Request) -> Mapping[str, Any]:
+    """The request's parameters, or invalid_request (§5.2) for a body that does not hold any."""
+    try:
+        data = request.data
+    except (exceptions.ParseError, exceptions.UnsupportedMediaType) as exc:
+        raise OAuthError("invalid_request", str(exc.detail)) from None
+    except exceptions.ValidationError as exc:  # a JSON string value the parser refused
+        raise OAuthError("invalid_request", f"Unusable text in the body: {exc.detail}") from None
+    if not isinstance(data, Mapping):
+        raise OAuthError("invalid_request", "The body must be a form or a JSON object.")
+    return data
 
 
 def _scopes(request: Request) -> list[str]:
@@ -90,20 +106,24 @@ def _answer(payload: dict[str, Any], status: int = 200, **headers: str) -> JsonR
     return response
 
 
+_CREDENTIALS_REQUEST = inline_serializer(
+    "ClientCredentialsRequest",
+    {
+        "grant_type": serializers.ChoiceField(["client_credentials"]),
+        "scope": serializers.CharField(required=False, help_text="default push:send"),
+        "client_id": serializers.CharField(required=False),
+        "client_secret": serializers.CharField(required=False),
+    },
+)
+
+
 @extend_schema(
     summary="Get an app access token (client credentials grant)",
     tags=["tokens"],
     auth=[],
     request={
-        "application/x-www-form-urlencoded": inline_serializer(
-            "ClientCredentialsRequest",
-            {
-                "grant_type": serializers.ChoiceField(["client_credentials"]),
-                "scope": serializers.CharField(required=False, help_text="default push:send"),
-                "client_id": serializers.CharField(required=False),
-                "client_secret": serializers.CharField(required=False),
-            },
-        )
+        "application/x-www-form-urlencoded": _CREDENTIALS_REQUEST,
+        "application/json": _CREDENTIALS_REQUEST,
     },
     responses={
         200: inline_serializer(
@@ -123,18 +143,23 @@ def _answer(payload: dict[str, Any], status: int = 200, **headers: str) -> JsonR
             "OAuthClientError",
             {"error": serializers.CharField(), "error_description": serializers.CharField()},
         ),
+        429: inline_serializer(
+            "OAuthTooManyRequests",
+            {"error": serializers.CharField(), "error_description": serializers.CharField()},
+        ),
     },
     examples=[OpenApiExample("form", value={"grant_type": "client_credentials"})],
 )
+@errors_in_own_format
 @csrf_exempt
 @api_view(["POST"])
 @authentication_classes([])
 @permission_classes([])
-@parser_classes([FormParser, JSONParser])
+@parser_classes([FormParser, StrictJSONParser])
 def oauth_token(request: Request) -> JsonResponse:
     """Exchange an app's client_id and client_secret for a `push:send` access token."""
     try:
-        grant = request.data.get("grant_type")
+        grant = _form(request).get("grant_type")
         if not grant:
             raise OAuthError("invalid_request", "grant_type is required.")
         if grant != "client_credentials":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 from django.conf import settings
@@ -15,8 +16,11 @@ _PER_ADDRESS_FACTOR = 5
 
 def _windows(subject: str, address: str) -> list[Window]:
     seconds, limit = settings.AUTH_THROTTLE_WINDOW, settings.AUTH_THROTTLE_ATTEMPTS
+    # Hashed: the subject is whatever the caller typed (a 300-character email, a client_id with
+    # a NUL) and the counter key is a 200-character column PostgreSQL checks.
+    digest = hashlib.sha256(subject.lower().encode("utf-8", "surrogatepass")).hexdigest()
     return [
-        Window(f"auth-fail:{subject.lower()}", seconds, limit),
+        Window(f"auth-fail:{digest}", seconds, limit),
         Window(f"auth-fail-ip:{address}", seconds, limit * _PER_ADDRESS_FACTOR),
     ]
 

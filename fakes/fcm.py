@@ -30,7 +30,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from fakes.server import FakeServer
+from fakes.server import FakeServer, InFlight
 
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 # google-auth signs its assertion for Google's endpoint whatever `token_uri` says.
@@ -226,10 +226,14 @@ class FakeFcm:
         self._access_tokens: dict[str, tuple[str, float]] = {}  # token -> (email, expiry)
         # Only the latest are kept, so a long benchmark run does not grow without bound.
         self._messages: deque[dict[str, Any]] = deque(maxlen=keep_messages)
+        # (token, time accepted) of every accepted message: cheap, for latency measurements.
+        self._times: list[tuple[str, float]] = []
         self._accepted = 0
         self._scripts: dict[str, deque[str]] = {}
         self._outcomes: Counter[str] = Counter()
         self._tokens_issued = 0
+        self._in_flight = InFlight()
+        self._epoch = 0
         self._seed = seed
         self._faults = self._default_faults()
         self._rng = random.Random(seed)
@@ -306,9 +310,13 @@ class FakeFcm:
         """Forget messages, scripts, faults and counters; keep service accounts and tokens."""
         with self._lock:
             self._messages.clear()
+            self._times.clear()
             self._scripts.clear()
             self._outcomes.clear()
             self._tokens_issued = self._accepted = 0
+            self._in_flight.reset()
+            # A request still held (latency) at the reset belongs to the time before it.
+            self._epoch += 1
             self._faults = self._default_faults()
             self._rng = random.Random(self._seed)
 
@@ -320,7 +328,13 @@ class FakeFcm:
                 "messages": self._accepted,
                 "outcomes": dict(self._outcomes),
                 "faults": dict(self._faults),
+                "peak_in_flight": self._in_flight.peak,
             }
+
+    def times(self, offset: int = 0) -> list[tuple[str, float]]:
+        """Return (token, unix time) of each accepted message, from the `offset`-th on."""
+        with self._lock:
+            return self._times[offset:]
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -388,10 +402,17 @@ class FakeFcm:
 
     async def _handle_send(self, request: web.Request) -> web.Response:
         """Validate and accept (or fail, as scripted) one `messages:send` call."""
+        with self._in_flight:
+            return await self._send(request)
+
+    async def _send(self, request: web.Request) -> web.Response:
         project_id = request.match_info["project_id"]
+        epoch = self._epoch
         raw = await request.read()  # before the latency: a client that gives up resets the socket
         if self._faults["latency_ms"]:
             await asyncio.sleep(self._faults["latency_ms"] / 1000)
+            if epoch != self._epoch:
+                return web.json_response({"name": f"projects/{project_id}/messages/stale"})
         granted = self._granted_project(request.headers.get("Authorization", ""))
         if granted is None:
             return self._error("UNAUTHENTICATED", Answer(401, None, _UNAUTHENTICATED))
@@ -420,6 +441,7 @@ class FakeFcm:
                 result = f"projects/{project_id}/messages/{message_id}"
                 if not body.get("validate_only"):
                     self._messages.append({"name": result, **message})
+                    self._times.append((message.get("token", ""), time.time()))
                     self._accepted += 1
                 self._outcomes["OK"] += 1
                 return web.json_response({"name": result})
@@ -482,6 +504,8 @@ class FakeFcm:
             return self.stats()
         if action == "messages":
             return {"messages": self.messages}
+        if action == "times":
+            return {"times": self.times(int(body.get("offset", 0)))}
         if action == "faults":
             return self.set_faults(**body)
         if action == "service-accounts/new":
@@ -509,6 +533,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--project", default="demo-project")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--keep-messages",
+        type=int,
+        default=100_000,
+        help="accepted messages kept whole for /_control/messages (the latest N)",
+    )
+    parser.add_argument(
         "--service-account",
         "--service-account-out",
         dest="service_account",
@@ -516,7 +546,7 @@ def main(argv: list[str] | None = None) -> None:
         help="service-account JSON file: trusted if it exists, else created there",
     )
     args = parser.parse_args(argv)
-    fake = FakeFcm(port=args.port, seed=args.seed)
+    fake = FakeFcm(port=args.port, seed=args.seed, keep_messages=args.keep_messages)
     url = fake.start()
     path: Path | None = args.service_account
     if path and path.exists():

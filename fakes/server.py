@@ -81,6 +81,24 @@ class FakeServer:
         self.stop()
 
 
+class InFlight:
+    """Requests being handled now, and the most at once: how concurrent a sender really is."""
+
+    def __init__(self) -> None:
+        self.now = 0
+        self.peak = 0
+
+    def reset(self) -> None:
+        self.peak = self.now
+
+    def __enter__(self) -> None:
+        self.now += 1
+        self.peak = max(self.peak, self.now)
+
+    def __exit__(self, *exc: object) -> None:
+        self.now -= 1
+
+
 async def read_json(request: web.Request) -> dict[str, Any]:
     """Read a control endpoint's JSON object body ({} when there is none)."""
     if not request.can_read_body:

@@ -4,7 +4,7 @@ Control it in-process through `WebhookFake`'s methods, or over HTTP when it runs
 separate process (``python -m fakes.webhook --port 8091``):
 
 * ``GET /_control/received`` -> ``{"requests": [{"path", "body", "body_b64", "headers",
-  "time", "status"}]}``; ``GET /_control/stats``;
+  "time", "status"}]}`` (``?offset=N&limit=M`` for one page of a long run); ``GET /_control/stats``;
 * ``POST /_control/script`` ``{"statuses": [503, 503, 200]}`` -> answered in order, then the
   mode's answer;
 * ``POST /_control/mode`` ``{"mode": "normal" | "down" | "close" | "gone" | "redirect",
@@ -66,13 +66,16 @@ class Delivery:
 class WebhookFake(FakeServer):
     """The fake webhook receiver: recording, scripted answers and control API."""
 
-    def __init__(self, *, port: int = 0) -> None:
+    def __init__(self, *, port: int = 0, keep_received: int | None = None) -> None:
         super().__init__(self.make_app, port=port)
         self._lock = threading.Lock()  # handlers run on the server thread, tests on theirs
+        # None keeps every POST; a long soak keeps only the latest N (the counts stay exact).
+        self._keep_received = keep_received
         self._clear()
 
     def _clear(self) -> None:
-        self._received: list[Delivery] = []
+        self._received: deque[Delivery] = deque(maxlen=self._keep_received)
+        self._counts: dict[str, int] = {}
         self._statuses: deque[int] = deque()
         self._mode = "normal"
         self._location = INTERNAL_REDIRECT
@@ -109,13 +112,9 @@ class WebhookFake(FakeServer):
     def stats(self) -> dict[str, Any]:
         """Return counts by answered status, the mode and pending scripted statuses."""
         with self._lock:
-            counts: dict[str, int] = {}
-            for d in self._received:
-                key = "closed" if d.status is None else str(d.status)
-                counts[key] = counts.get(key, 0) + 1
             return {
-                "requests": len(self._received),
-                "statuses": counts,
+                "requests": sum(self._counts.values()),
+                "statuses": dict(self._counts),
                 "mode": self._mode,
                 "scripted": list(self._statuses),
                 "latency_ms": self._latency_ms,
@@ -134,8 +133,10 @@ class WebhookFake(FakeServer):
             time=time.time(),
             status=status,
         )
+        key = "closed" if status is None else str(status)
         with self._lock:
             self._received.append(delivery)
+            self._counts[key] = self._counts.get(key, 0) + 1
         if latency:
             await asyncio.sleep(latency / 1000)
         if status is None:  # "close": drop the connection without an answer
@@ -158,8 +159,14 @@ class WebhookFake(FakeServer):
         return app
 
     async def _c_received(self, request: web.Request) -> web.Response:
+        try:
+            offset = int(request.query.get("offset", 0))
+            limit = int(request.query["limit"]) if "limit" in request.query else None
+        except ValueError:
+            return web.json_response({"error": "offset and limit must be integers"}, status=400)
         deliveries = self.received(request.query.get("path"))
-        return web.json_response({"requests": [d.as_json() for d in deliveries]})
+        page = deliveries[offset : None if limit is None else offset + limit]
+        return web.json_response({"requests": [d.as_json() for d in page]})
 
     async def _c_stats(self, request: web.Request) -> web.Response:
         return web.json_response(self.stats())
@@ -191,8 +198,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Fake webhook receiver")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8091)
+    parser.add_argument(
+        "--keep-received",
+        type=int,
+        default=None,
+        help="keep only the latest N requests whole (default: all; counts are always exact)",
+    )
     args = parser.parse_args(argv)
-    app = WebhookFake(port=args.port).make_app()
+    app = WebhookFake(port=args.port, keep_received=args.keep_received).make_app()
     web.run_app(app, host=args.host, port=args.port, access_log=None)
 
 

@@ -10,13 +10,17 @@ run it as a separate process: ``python -m fakes.webpush --port 8090``):
 
 * ``POST /_control/subscriptions`` ``{"applicationServerKey": "<b64url>"?}`` -> 201, the
   browser's ``PushSubscription.toJSON()`` (the private key stays here to decrypt);
+* ``POST /_control/subscriptions/bulk`` ``{"count": n, "applicationServerKey": "<b64url>"?}``
+  -> 201, ``{"subscriptions": [...]}`` (n of them, for a benchmark's thousands of users);
 * ``POST /_control/subscriptions/{id}/expire`` -> later pushes answer 410;
 * ``POST /_control/subscriptions/{id}/script`` ``{"answers": [503, {"status": 429,
   "retry_after": "30", "delay_ms": 0, "location": "..."}, 201]}`` -> answered in order;
 * ``POST /_control/faults`` ``{"gone": 0.0, "throttle": 0.0, "retry_after": 1,
   "latency_ms": 0, "seed": 0}`` -> random 410s / 429s and added latency (seeded RNG);
 * ``POST /_control/reset`` ``{"subscriptions": false}``; ``GET /_control/stats``;
-  ``GET /_control/received?subscription=<id>`` -> ``{"messages": [...]}`` (decrypted).
+  ``GET /_control/received?subscription=<id>`` -> ``{"messages": [...]}`` (decrypted);
+  ``GET /_control/times?offset=N`` -> ``{"times": [[subscription_id, unix_time], ...]}`` of
+  every accepted push (kept even when ``--keep-received`` keeps only the latest messages).
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from fakes.server import FakeServer, read_json
+from fakes.server import FakeServer, InFlight, read_json
 
 MAX_BODY = 4096  # RFC 8030 section 7.2: services must accept at least 4096 octets
 MAX_JWT_LIFETIME = 24 * 3600  # RFC 8292 section 2: exp no more than 24 hours ahead
@@ -194,20 +198,39 @@ class _Subscription:
 class WebPushFake(FakeServer):
     """The fake push service: state, protocol checks and control API."""
 
-    def __init__(self, *, port: int = 0, seed: int = 0, public_url: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        seed: int = 0,
+        public_url: str | None = None,
+        keep_received: int | None = None,
+    ) -> None:
         super().__init__(self.make_app, port=port)
+        # None keeps every decrypted message; a benchmark keeps only the latest N (a sample).
+        self._keep_received = keep_received
         self._public_url = public_url.rstrip("/") if public_url else None
         self._lock = threading.Lock()  # handlers run on the server thread, tests on theirs
         self._subscriptions: dict[str, _Subscription] = {}
         self._seed = seed
+        self._in_flight = InFlight()
         self._clear()
 
     def _clear(self) -> None:
         self._rng = random.Random(self._seed)
         self._faults = Faults()
-        self._received: list[Received] = []
+        self._received: deque[Received] = deque(maxlen=self._keep_received)
+        self._delivered = 0
+        self._times: list[tuple[str, float]] = []
         self._statuses: Counter[int] = Counter()
         self._jwts: set[str] = set()
+        # VAPID headers whose signature verified -> their exp: a sender that caches its JWT
+        # (as it should) is not re-verified on every push; every other check still runs.
+        self._verified: dict[tuple[str, str], int] = {}
+        self._in_flight.reset()
+        # A request still held (latency) when the fake is reset belongs to the time before it:
+        # it is answered, but counted nowhere.
+        self._epoch = getattr(self, "_epoch", 0) + 1
         for sub in self._subscriptions.values():
             sub.script.clear()
 
@@ -282,6 +305,11 @@ class WebPushFake(FakeServer):
             sub_id = self._id_of(subscription)
             return [r for r in self._received if r.subscription_id == sub_id]
 
+    def times(self, offset: int = 0) -> list[tuple[str, float]]:
+        """Return (subscription id, unix time) of each accepted push, from the `offset`-th on."""
+        with self._lock:
+            return self._times[offset:]
+
     @property
     def jwts_seen(self) -> int:
         """Count distinct VAPID JWTs that verified (a caching sender reuses one)."""
@@ -293,11 +321,12 @@ class WebPushFake(FakeServer):
         with self._lock:
             return {
                 "requests": sum(self._statuses.values()),
-                "delivered": len(self._received),
+                "delivered": self._delivered,
                 "statuses": {str(k): v for k, v in sorted(self._statuses.items())},
                 "jwts_seen": len(self._jwts),
                 "subscriptions": len(self._subscriptions),
                 "faults": asdict(self._faults),
+                "peak_in_flight": self._in_flight.peak,
             }
 
     @staticmethod
@@ -315,6 +344,11 @@ class WebPushFake(FakeServer):
     # -- the push endpoint ----------------------------------------------------------------
 
     async def _push(self, request: web.Request) -> web.StreamResponse:
+        with self._in_flight:
+            return await self._accept_push(request)
+
+    async def _accept_push(self, request: web.Request) -> web.StreamResponse:
+        epoch = self._epoch
         body = await request.content.read(MAX_BODY + 1)
         try:
             sub, payload = self._verify(request, body)
@@ -326,13 +360,18 @@ class WebPushFake(FakeServer):
             delay = answer.delay_ms + self._faults.latency_ms
         if delay:
             await asyncio.sleep(delay / 1000)
+            if epoch != self._epoch:
+                return self._scripted(answer) if answer.status != 201 else web.Response(status=201)
         self._count(answer.status)
         if answer.status != 201:
             return self._scripted(answer)
         message_id = uuid.uuid4().hex
         headers = {k.lower(): v for k, v in request.headers.items()}
+        now = time.time()
         with self._lock:
-            self._received.append(Received(sub.id, payload, headers, time.time()))
+            self._received.append(Received(sub.id, payload, headers, now))
+            self._times.append((sub.id, now))
+            self._delivered += 1
         return web.Response(status=201, headers={"Location": f"{sub.origin}/m/{message_id}"})
 
     def _verify(self, request: web.Request, body: bytes) -> tuple[_Subscription, bytes]:
@@ -353,9 +392,7 @@ class WebPushFake(FakeServer):
         topic = request.headers.get("Topic")
         if topic is not None and not (0 < len(topic) <= 32 and set(topic) <= _TOPIC_ALPHABET):
             raise Rejected(400, "Topic must be at most 32 base64url characters")
-        token, key = verify_vapid(request.headers.get("Authorization", ""), sub.origin)
-        with self._lock:
-            self._jwts.add(token)
+        token, key = self._verify_vapid(request.headers.get("Authorization", ""), sub.origin)
         if sub.application_server_key and key.rstrip("=") != sub.application_server_key.rstrip("="):
             # RFC 8292 section 4.2: a restricted subscription only accepts its own key.
             raise Rejected(403, "VAPID key does not match the subscription's applicationServerKey")
@@ -368,6 +405,21 @@ class WebPushFake(FakeServer):
         except Exception:  # http_ece raises several types for a body it cannot open
             raise Rejected(400, "body does not decrypt for this subscription") from None
         return sub, payload
+
+    def _verify_vapid(self, header: str, origin: str) -> tuple[str, str]:
+        now = time.time()
+        with self._lock:
+            exp = self._verified.get((header, origin))
+        if exp is not None and exp > now:
+            scheme, _, params = header.strip().partition(" ")
+            parts = dict(item.strip().partition("=")[::2] for item in params.split(","))
+            return parts["t"], parts["k"]
+        token, key = verify_vapid(header, origin, now=now)
+        claims = json.loads(b64url_decode(token.split(".")[1]))
+        with self._lock:
+            self._jwts.add(token)
+            self._verified[(header, origin)] = claims["exp"]
+        return token, key
 
     def _decide(self, sub: _Subscription) -> Answer:
         with self._lock:
@@ -401,12 +453,14 @@ class WebPushFake(FakeServer):
         app = web.Application()
         app.router.add_post("/push/{id}", self._push)
         app.router.add_post("/_control/subscriptions", self._c_subscribe)
+        app.router.add_post("/_control/subscriptions/bulk", self._c_subscribe_many)
         app.router.add_post("/_control/subscriptions/{id}/expire", self._c_expire)
         app.router.add_post("/_control/subscriptions/{id}/script", self._c_script)
         app.router.add_post("/_control/faults", self._c_faults)
         app.router.add_post("/_control/reset", self._c_reset)
         app.router.add_get("/_control/stats", self._c_stats)
         app.router.add_get("/_control/received", self._c_received)
+        app.router.add_get("/_control/times", self._c_times)
         return app
 
     async def _c_subscribe(self, request: web.Request) -> web.Response:
@@ -414,6 +468,26 @@ class WebPushFake(FakeServer):
         origin = self._public_url or f"{request.scheme}://{request.host}"
         sub = self.new_subscription(data.get("applicationServerKey"), origin=origin)
         return web.json_response(sub, status=201)
+
+    async def _c_subscribe_many(self, request: web.Request) -> web.Response:
+        data = await read_json(request)
+        origin = self._public_url or f"{request.scheme}://{request.host}"
+        try:
+            count = int(data.get("count", 1))
+        except (TypeError, ValueError):
+            return web.json_response({"error": "count must be an integer"}, status=400)
+        if not 0 < count <= 100_000:
+            return web.json_response({"error": "count must be 1 to 100000"}, status=400)
+        key = data.get("applicationServerKey")
+        subs = [self.new_subscription(key, origin=origin) for _ in range(count)]
+        return web.json_response({"subscriptions": subs}, status=201)
+
+    async def _c_times(self, request: web.Request) -> web.Response:
+        try:
+            offset = int(request.query.get("offset", 0))
+        except ValueError:
+            return web.json_response({"error": "offset must be an integer"}, status=400)
+        return web.json_response({"times": self.times(offset)})
 
     async def _c_expire(self, request: web.Request) -> web.Response:
         try:
@@ -460,8 +534,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8090)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--public-url", help="origin for endpoints (default: the Host header)")
+    parser.add_argument(
+        "--keep-received",
+        type=int,
+        default=None,
+        help="keep only the latest N decrypted messages (default: all)",
+    )
     args = parser.parse_args(argv)
-    fake = WebPushFake(port=args.port, seed=args.seed, public_url=args.public_url)
+    fake = WebPushFake(
+        port=args.port,
+        seed=args.seed,
+        public_url=args.public_url,
+        keep_received=args.keep_received,
+    )
     web.run_app(fake.make_app(), host=args.host, port=args.port, access_log=None)
 
 

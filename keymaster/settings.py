@@ -61,6 +61,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so an oversized body is refused before anything else runs or reads it.
+    "keymaster.middleware.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -151,17 +153,22 @@ SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
-# Request bodies past this are refused with 413 before they are parsed.
-DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2 * 1024 * 1024)
+# Request bodies past this are refused with 413 unread (keymaster.middleware). The largest
+# valid request is a batch of 500 notifications, each a 256-character title, a 4096-character
+# body and 4 KB of data: about 10.9 MB of UTF-8 JSON when every character takes 4 bytes.
+REQUEST_MAX_BYTES = _positive_int("REQUEST_MAX_BYTES", 16 * 1024 * 1024)
+# Django's own check, made when `request.body` is read (DRF's JSON parser reads it, forms too):
+# the same limit, or a valid 4 MB batch would be refused.
+DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_MAX_BYTES
 
 # --- API ------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["keymaster.parsers.StrictJSONParser"],
     "EXCEPTION_HANDLER": "keymaster.errors.api_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "keymaster.openapi.KeymasterAutoSchema",
     "UNAUTHENTICATED_USER": None,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
@@ -174,6 +181,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "keymaster.openapi.postprocess_links",
+    ],
 }
 
 # --- Tokens ---------------------------------------------------------------------------------
@@ -229,6 +240,9 @@ PUSH_SEND_TIMEOUT = env.float("PUSH_SEND_TIMEOUT", default=10.0)
 # A claimed delivery not finished by then is taken back by the sweeper (a killed worker).
 PUSH_CLAIM_SECONDS = _positive_int("PUSH_CLAIM_SECONDS", 150)
 PUSH_MAX_ATTEMPTS = _positive_int("PUSH_MAX_ATTEMPTS", 50)
+# Seconds a task waits for the database to come back (a restart, a failover) before it fails;
+# well under Q_TIMEOUT, so the task is not killed meanwhile.
+DB_OUTAGE_WAIT = env.float("DB_OUTAGE_WAIT", default=30.0)
 FCM_API_URL = env.str("FCM_API_URL", default="https://fcm.googleapis.com")
 FCM_CREDENTIALS_FILE = env.str("FCM_CREDENTIALS_FILE", default="")
 

@@ -8,9 +8,11 @@ from typing import Any
 from django.conf import settings
 from rest_framework import serializers
 
+from keymaster.fields import StrictBooleanField, StrictCharField
 from push.models import MAX_TTL, Platform, Priority, Urgency
 
 DATA_MAX_BYTES = 4096  # FCM's payload limit
+MAX_OFFSET = 1_000_000_000
 
 
 class StrictStringField(serializers.CharField):
@@ -42,8 +44,8 @@ class DataField(serializers.DictField):
 class ContentIn(serializers.Serializer):
     """The content and delivery options every send shares."""
 
-    title = serializers.CharField(max_length=256, trim_whitespace=False)
-    body = serializers.CharField(max_length=4096, trim_whitespace=False)
+    title = StrictCharField(max_length=256, trim_whitespace=False)
+    body = StrictCharField(max_length=4096, trim_whitespace=False)
     data = DataField(required=False, default=dict)
     ttl = serializers.IntegerField(
         min_value=0,
@@ -53,13 +55,13 @@ class ContentIn(serializers.Serializer):
         help_text="seconds the message may wait for an offline device (≤ 28 days, FCM's limit)",
     )
     priority = serializers.ChoiceField(Priority.choices, required=False, default=Priority.NORMAL)
-    collapse_key = serializers.CharField(max_length=100, required=False, default="")
+    collapse_key = StrictCharField(max_length=100, required=False, default="")
     urgency = serializers.ChoiceField(Urgency.choices, required=False, default="")
 
 
 class SendIn(ContentIn):
     user_id = serializers.UUIDField()
-    dry_run = serializers.BooleanField(required=False, default=False)
+    dry_run = StrictBooleanField(required=False, default=False)
 
 
 class BatchItemIn(ContentIn):
@@ -75,7 +77,7 @@ def _within_batch_limit(items: list) -> list:
 
 class BulkIn(ContentIn):
     user_ids = serializers.ListField(child=serializers.UUIDField(), allow_empty=False)
-    dry_run = serializers.BooleanField(required=False, default=False)
+    dry_run = StrictBooleanField(required=False, default=False)
 
     def validate_user_ids(self, value: list) -> list:
         _within_batch_limit(value)
@@ -92,7 +94,7 @@ class BulkIn(ContentIn):
 
 class BatchIn(serializers.Serializer):
     notifications = serializers.ListField(child=BatchItemIn(), allow_empty=False)
-    dry_run = serializers.BooleanField(required=False, default=False)
+    dry_run = StrictBooleanField(required=False, default=False)
 
     def validate_notifications(self, value: list) -> list:
         return _within_batch_limit(value)
@@ -139,8 +141,8 @@ class NotificationOut(serializers.Serializer):
 
 
 class ConfigIn(serializers.Serializer):
-    enabled = serializers.BooleanField(required=False)
-    webhook_url = serializers.CharField(
+    enabled = StrictBooleanField(required=False)
+    webhook_url = StrictCharField(
         max_length=2000,
         required=False,
         allow_blank=True,
@@ -213,7 +215,8 @@ class DeviceListOut(serializers.Serializer):
 
 class DeviceListQuery(serializers.Serializer):
     limit = serializers.IntegerField(min_value=1, max_value=500, required=False, default=100)
-    offset = serializers.IntegerField(min_value=0, required=False, default=0)
+    # Bounded: an offset past the database's integer range was a 500, not an empty page.
+    offset = serializers.IntegerField(min_value=0, max_value=MAX_OFFSET, required=False, default=0)
     platform = serializers.ChoiceField(Platform.choices, required=False)
     user_id = serializers.UUIDField(required=False)
 

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+from keymaster.outage import through_db_outage
 from keymaster.ratelimit import counters_prune
 from push.services import delivery, receipts
 from push.services.idempotency import idempotency_prune
 
 
+@through_db_outage
 def deliveries_send(delivery_ids: list[int]) -> dict[str, int]:
     """Deliver a chunk of deliveries (safe to run twice: claims are conditional)."""
     return delivery.deliveries_send(delivery_ids)
 
 
+@through_db_outage
 def receipts_send(receipt_ids: list[int]) -> dict[str, int]:
     """POST a chunk of receipts (safe to run twice)."""
     return receipts.receipts_send(receipt_ids)
 
 
+@through_db_outage
 def sweep() -> dict[str, int]:
     """Queue due retries and take back the claims of workers that died (every minute)."""
     return {

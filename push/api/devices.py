@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -17,6 +18,7 @@ from accounts.tokens import (
     UserTokenAuthentication,
 )
 from keymaster.errors import InvalidInput, NotFound, validated
+from keymaster.openapi import errors
 from push.api.common import device_label
 from push.selectors import devices_of_app, devices_of_user_by_app, webpush_subscription_count
 from push.serializers import (
@@ -32,11 +34,18 @@ from push.serializers import (
 from push.services.devices import device_register, device_remove
 
 
+def _path_id(description: str) -> OpenApiParameter:
+    # One path, two meanings: GET lists an app's devices, DELETE removes one device.
+    return OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, description=description)
+
+
 class RegisterView(APIView):
     authentication_classes = [UserTokenAuthentication]
 
     @extend_schema(
-        request=RegisterIn, responses={201: DeviceIdOut, 200: DeviceIdOut}, tags=["devices"]
+        request=RegisterIn,
+        responses={201: DeviceIdOut, 200: DeviceIdOut, **errors(403, 404, 429)},
+        tags=["devices"],
     )
     def post(self, request: Request) -> Response:
         """Register a device's push token (or refresh it: the device_id is stable)."""
@@ -55,7 +64,11 @@ class RegisterView(APIView):
 class SubscribeView(APIView):
     authentication_classes = [CookieTokenAuthentication, UserTokenAuthentication]
 
-    @extend_schema(request=SubscribeIn, responses={200: SubscribeOut}, tags=["devices"])
+    @extend_schema(
+        request=SubscribeIn,
+        responses={200: SubscribeOut, **errors(403, 404, 429)},
+        tags=["devices"],
+    )
     def post(self, request: Request) -> Response:
         """Save this browser's Web Push subscription (upsert by user, app and endpoint)."""
         data = validated(SubscribeIn, request.data)
@@ -75,6 +88,7 @@ class SubscribeView(APIView):
             label=device_label(request),
             # Keymaster's own app: every signed-in person may get its notifications.
             auto_enroll=str(app_id) == settings.PUSH_DEFAULT_APP_ID,
+            request_field="",  # the body is the subscription: errors name `keys.p256dh`
         )
         return Response({"ok": True, "count": webpush_subscription_count(request.user, device.app)})
 
@@ -84,7 +98,11 @@ class DevicesView(APIView):
 
     authentication_classes = [AnyTokenAuthentication]
 
-    @extend_schema(parameters=[DeviceListQuery], responses={200: DeviceListOut}, tags=["devices"])
+    @extend_schema(
+        parameters=[_path_id("The app_id whose devices to list."), DeviceListQuery],
+        responses={200: DeviceListOut},
+        tags=["devices"],
+    )
     def get(self, request: Request, pk: str) -> Response:
         """List the app's devices: ?platform=&user_id= filter, ?limit=&offset= paginate."""
         if not isinstance(request.user, User):
@@ -102,7 +120,11 @@ class DevicesView(APIView):
             }
         )
 
-    @extend_schema(responses={204: None}, tags=["devices"])
+    @extend_schema(
+        parameters=[_path_id("The device_id of the device to remove.")],
+        responses={204: None, **errors(403)},
+        tags=["devices"],
+    )
     def delete(self, request: Request, pk: str) -> Response:
         """Remove a device: its app's backend (push:send) or its own user."""
         if not isinstance(request.user, User) and not HasPushSendScope().has_permission(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -13,6 +14,7 @@ from rest_framework.views import APIView
 from accounts.permissions import HasPushSendScope
 from accounts.tokens import ClientTokenAuthentication
 from keymaster.errors import InvalidInput, validated
+from keymaster.openapi import errors
 from push.serializers import (
     BatchIn,
     BulkIn,
@@ -34,8 +36,12 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
     str,
     OpenApiParameter.HEADER,
     required=False,
-    description="Up to 255 characters; a repeat within 24 h replays the first answer.",
+    description="1 to 255 printable ASCII characters; a repeat within 24 h replays the answer.",
 )
+_PRINTABLE = re.compile(r"[\x20-\x7e]+")
+# 200 answers a dry run; 403: no push:send scope, push disabled, users not enrolled; 422: an
+# Idempotency-Key reused with another body; 429: the daily quota.
+SEND_ERRORS = errors(403, 422, 429)
 _CONTENT = ("title", "body", "data", "ttl", "priority", "collapse_key", "urgency")
 
 
@@ -61,8 +67,11 @@ class _SendView(APIView):
 
     def post(self, request: Request) -> Response:
         key = request.headers.get("Idempotency-Key")
-        if key is not None and not 0 < len(key) <= MAX_KEY_LENGTH:
-            raise InvalidInput({"Idempotency-Key": [f"Must be 1 to {MAX_KEY_LENGTH} characters."]})
+        # Printable ASCII, as the IETF draft's sf-string: a NUL would reach PostgreSQL.
+        if key is not None and not (0 < len(key) <= MAX_KEY_LENGTH and _PRINTABLE.fullmatch(key)):
+            raise InvalidInput(
+                {"Idempotency-Key": [f"Must be 1 to {MAX_KEY_LENGTH} printable ASCII characters."]}
+            )
         data = validated(self.input, request.data)
         app, headers = request.user.app, {}
 
@@ -95,7 +104,10 @@ class SendView(_SendView):
         return {"notification_id": str(ids[0]) if ids else None}
 
     @extend_schema(
-        request=SendIn, responses={202: SendOut}, parameters=[IDEMPOTENCY_HEADER], tags=["send"]
+        request=SendIn,
+        responses={202: SendOut, 200: SendOut, **SEND_ERRORS},
+        parameters=[IDEMPOTENCY_HEADER],
+        tags=["send"],
     )
     def post(self, request: Request) -> Response:
         """Send one notification to every device of one enrolled user."""
@@ -109,7 +121,10 @@ class SendBulkView(_SendView):
         return [_draft(user_id, data) for user_id in data["user_ids"]]
 
     @extend_schema(
-        request=BulkIn, responses={202: SendManyOut}, parameters=[IDEMPOTENCY_HEADER], tags=["send"]
+        request=BulkIn,
+        responses={202: SendManyOut, 200: SendManyOut, **SEND_ERRORS},
+        parameters=[IDEMPOTENCY_HEADER],
+        tags=["send"],
     )
     def post(self, request: Request) -> Response:
         """Send the same notification to many users (ids answered in the same order)."""
@@ -124,7 +139,7 @@ class SendBatchView(_SendView):
 
     @extend_schema(
         request=BatchIn,
-        responses={202: SendManyOut},
+        responses={202: SendManyOut, 200: SendManyOut, **SEND_ERRORS},
         parameters=[IDEMPOTENCY_HEADER],
         tags=["send"],
     )
@@ -137,7 +152,7 @@ class NotificationView(APIView):
     authentication_classes = [ClientTokenAuthentication]
     permission_classes = [HasPushSendScope]
 
-    @extend_schema(responses={200: NotificationOut}, tags=["send"])
+    @extend_schema(responses={200: NotificationOut, **errors(403)}, tags=["send"])
     def get(self, request: Request, notification_id: str) -> Response:
         """Show a notification's status and the outcome on each device."""
         notification = notification_for_app(app=request.user.app, notification_id=notification_id)

@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from keymaster.outage import through_db_outage
 from push.models import (
     Delivery,
     DeliveryStatus,
@@ -33,10 +34,10 @@ from push.models import (
 from push.runtime import runtime
 from push.services.backoff import backoff_seconds
 from push.services.config import push_config_record_error
-from push.services.outbox import outbox_claim, outbox_sweep
+from push.services.outbox import outbox_claim, outbox_isolate, outbox_sweep
 from push.services.queue import deliveries_enqueue
 from push.services.receipts import receipts_create
-from push.transports.base import Outcome, OutcomeKind, PushMessage
+from push.transports.base import Outcome, OutcomeKind, PushMessage, outcome_for_bug
 from push.transports.fcm import FcmCredential, credential_for
 from push.transports.webpush import VapidKey
 
@@ -61,7 +62,7 @@ _CONFIG_ERRORS = {
 class _Job:
     delivery: Delivery
     transport: str
-    token: str
+    target: Any  # the FCM token, or the Web Push subscription (a dict)
     message: PushMessage
 
 
@@ -83,13 +84,19 @@ def deliveries_send(delivery_ids: list[int]) -> dict[str, int]:
     claimed = deliveries_claim(delivery_ids)
     if not claimed:
         return {}
-    deliveries = list(
-        Delivery.objects.filter(id__in=claimed).select_related("notification", "device")
-    )
-    jobs, early = _jobs(deliveries)
+    deliveries = list(Delivery.objects.filter(id__in=claimed).select_related("notification"))
+    # Apart from the deliveries: a device whose token cannot be read must fail alone.
+    devices = {d.device_id for d in deliveries if d.device_id}
+    loaded, unreadable = outbox_isolate(_devices_load, list(devices))
+    jobs, early = _jobs(deliveries, {k: v for part in loaded for k, v in part.items()}, unreadable)
     outcomes = dict(early)
     outcomes.update(_send(jobs))
-    return deliveries_record(deliveries, outcomes)
+    # Sent is sent: if the database went away meanwhile, wait for it rather than send again.
+    return through_db_outage(deliveries_record)(deliveries, outcomes)
+
+
+def _devices_load(device_ids: list[Any]) -> dict[Any, Device]:
+    return {device.id: device for device in Device.objects.filter(id__in=device_ids)}
 
 
 def _message(notification: Notification) -> PushMessage:
@@ -111,42 +118,58 @@ def _ttl_left(notification: Notification) -> int:
     return max(0, int(left)) if notification.ttl else 0
 
 
-def _jobs(deliveries: list[Delivery]) -> tuple[list[_Job], dict[int, Outcome]]:
+def _jobs(
+    deliveries: list[Delivery], devices: dict[Any, Device], unreadable: dict[Any, Exception]
+) -> tuple[list[_Job], dict[int, Outcome]]:
     jobs, early = [], {}
     now = timezone.now()
     for delivery in deliveries:
         notification = delivery.notification
-        if delivery.device is None:
+        device = devices.get(delivery.device_id)
+        if delivery.device_id in unreadable:
+            early[delivery.id] = outcome_for_bug(unreadable[delivery.device_id])
+        elif device is None:
             early[delivery.id] = Outcome(OutcomeKind.FAILED, "device_removed", "device was removed")
         elif notification.ttl and notification.expires_at <= now:
             early[delivery.id] = Outcome(OutcomeKind.FAILED, "expired", "TTL ran out")
         else:
-            jobs.append(
-                _Job(
-                    delivery,
-                    delivery.device.transport,
-                    delivery.device.token,
-                    _message(notification),
-                )
-            )
+            try:
+                jobs.append(_job(delivery, device))
+            except Exception as exc:  # a corrupt row: this delivery fails, not its chunk
+                logger.error("delivery %s: cannot build its message: %s", delivery.id, exc)
+                early[delivery.id] = outcome_for_bug(exc)
     return jobs, early
+
+
+def _job(delivery: Delivery, device: Device) -> _Job:
+    target = json.loads(device.token) if device.transport == Transport.WEBPUSH else device.token
+    return _Job(delivery, device.transport, target, _message(delivery.notification))
 
 
 def _send(jobs: list[_Job]) -> dict[int, Outcome]:
     by_app: dict[Any, list[_Job]] = defaultdict(list)
     for job in jobs:
         by_app[job.delivery.app_id].append(job)
-    configs = {c.app_id: c for c in PushConfig.objects.filter(app_id__in=list(by_app))}
+    loaded, unreadable = outbox_isolate(_configs_load, list(by_app))
+    configs = {k: v for part in loaded for k, v in part.items()}
     rt = runtime()
 
     async def send_all() -> dict[int, Outcome]:
-        groups = [_send_group(configs[app_id], group) for app_id, group in by_app.items()]
+        groups = [_send_group(app_id, group) for app_id, group in by_app.items()]
         results: dict[int, Outcome] = {}
         for part in await asyncio.gather(*groups):
             results.update(part)
         return results
 
-    async def _send_group(config: PushConfig, group: list[_Job]) -> dict[int, Outcome]:
+    async def _send_group(app_id: Any, group: list[_Job]) -> dict[int, Outcome]:
+        try:
+            return await _send_app(configs[app_id], group)
+        except Exception as exc:  # the app's config cannot be used: its deliveries fail alone
+            logger.error("app %s: cannot send with its push config: %s", app_id, exc)
+            broken = outcome_for_bug(unreadable.get(app_id, exc))
+            return {job.delivery.id: broken for job in group}
+
+    async def _send_app(config: PushConfig, group: list[_Job]) -> dict[int, Outcome]:
         results: dict[int, Outcome] = {}
         fcm = [job for job in group if job.transport == Transport.FCM]
         web = [job for job in group if job.transport == Transport.WEBPUSH]
@@ -158,16 +181,21 @@ def _send(jobs: list[_Job]) -> dict[int, Outcome]:
                 )
                 results.update({job.delivery.id: missing for job in fcm})
             else:
-                sent = await rt.fcm.send_many(credential, [(j.token, j.message) for j in fcm])
+                sent = await rt.fcm.send_many(credential, [(j.target, j.message) for j in fcm])
                 results.update({job.delivery.id: o for job, o in zip(fcm, sent, strict=True)})
         if web:
             vapid = VapidKey(config.vapid_private_key, settings.PUSH_VAPID_SUBJECT)
-            items = [(json.loads(j.token), j.message) for j in web]
-            sent = await rt.webpush.send_many(vapid, items)
+            sent = await rt.webpush.send_many(vapid, [(j.target, j.message) for j in web])
             results.update({job.delivery.id: o for job, o in zip(web, sent, strict=True)})
         return results
 
     return rt.run(send_all()) if jobs else {}
+
+
+def _configs_load(app_ids: list[Any]) -> dict[Any, PushConfig]:
+    # Sending needs no webhook secret: a receipt problem must not stop deliveries.
+    configs = PushConfig.objects.filter(app_id__in=app_ids).defer("webhook_secret")
+    return {config.app_id: config for config in configs}
 
 
 def _fcm_credential(config: PushConfig) -> FcmCredential | None:
@@ -220,6 +248,12 @@ def deliveries_record(deliveries: list[Delivery], outcomes: dict[int, Outcome]) 
         if error in _CONFIG_ERRORS:
             config_errors[delivery.app_id] = f"{error}: {outcome.detail}"
     with transaction.atomic():
+        # Only the claims still ours: one the sweeper took back is another worker's now.
+        owned = set(
+            Delivery.objects.select_for_update()
+            .filter(id__in=[d.id for d in deliveries], status=DeliveryStatus.SENDING)
+            .values_list("id", flat=True)
+        )
         for (status, error, detail), ids in final.items():
             Delivery.objects.filter(id__in=ids, status=DeliveryStatus.SENDING).update(
                 status=status, error=error, error_detail=detail, claimed_until=None, updated_at=now
@@ -239,12 +273,14 @@ def deliveries_record(deliveries: list[Delivery], outcomes: dict[int, Outcome]) 
             Device.objects.filter(id__in=dead_devices).delete()
         for app_id, error in config_errors.items():
             push_config_record_error(app_id=app_id, error=error)
-        receipts_create(finished)
+        receipts_create([d for d in finished if d.id in owned])
         notifications_roll_up({d.notification_id for d in deliveries})
-    counts = {status: len(ids) for (status, _, _), ids in final.items()}
+    counts: dict[str, int] = defaultdict(int)
+    for (status, _, _), ids in final.items():
+        counts[status] += len(ids)
     counts["retry"] = len(retries)
-    logger.info("delivery chunk done: %s", counts)
-    return counts
+    logger.info("delivery chunk done: %s", dict(counts))
+    return dict(counts)
 
 
 def _final_status(delivery: Delivery, outcome: Outcome, now: datetime) -> tuple[str | None, str]:
@@ -292,7 +328,23 @@ def deliveries_sweep(*, now: datetime | None = None) -> int:
         sending=DeliveryStatus.SENDING,
         now=now or timezone.now(),
         enqueue=deliveries_enqueue,
+        give_up=deliveries_give_up,
     )
     if queued:
         logger.info("sweep queued %d due deliveries", queued)
     return queued
+
+
+def deliveries_give_up(delivery_ids: list[int]) -> None:
+    """Fail claimed deliveries that never got an outcome in all their attempts (the sweeper)."""
+    deliveries = list(
+        Delivery.objects.filter(id__in=delivery_ids, status=DeliveryStatus.SENDING).select_related(
+            "notification"
+        )
+    )
+    detail = (
+        f"no outcome in {settings.PUSH_MAX_ATTEMPTS} attempts: "
+        "the worker crashed or died each time (see the worker log)"
+    )
+    spent = Outcome(OutcomeKind.FAILED, "too_many_attempts", detail)
+    deliveries_record(deliveries, {delivery.id: spent for delivery in deliveries})

@@ -49,8 +49,13 @@ def app_with_push_enabled(app_id: Any) -> App:
     return config.app
 
 
-def push_token_parse(platform: str, push_token: Any) -> tuple[str, str, str]:
-    """Return (transport, stored token, dedupe key) for a registration, or raise 400."""
+def push_token_parse(
+    platform: str, push_token: Any, field: str = "push_token"
+) -> tuple[str, str, str]:
+    """Return (transport, stored token, dedupe key) for a registration, or raise 400.
+
+    `field` names the token in the request ("" when the body is the subscription itself).
+    """
     is_subscription = isinstance(push_token, dict) or (
         isinstance(push_token, str) and push_token.lstrip().startswith("{")
     )
@@ -60,7 +65,8 @@ def push_token_parse(platform: str, push_token: Any) -> tuple[str, str, str]:
         try:
             subscription = validate_subscription(push_token, OutboundPolicy.from_settings())
         except SubscriptionInvalid as exc:
-            raise InvalidInput({f"push_token.{exc.field}": [exc.reason]}) from None
+            name = f"{field}.{exc.field}" if field else exc.field
+            raise InvalidInput({name: [exc.reason]}) from None
         # One device per push endpoint: a browser that re-subscribes gets new keys, same device.
         return Transport.WEBPUSH, json.dumps(subscription), "webpush:" + subscription["endpoint"]
     if not isinstance(push_token, str) or not _FCM_TOKEN.fullmatch(push_token):
@@ -88,9 +94,10 @@ def device_register(
     push_token: Any,
     label: str = "",
     auto_enroll: bool = False,
+    request_field: str = "push_token",
 ) -> tuple[Device, bool]:
     """Register a device, or refresh the one with the same token; return it and if it is new."""
-    transport, token, dedupe = push_token_parse(platform, push_token)
+    transport, token, dedupe = push_token_parse(platform, push_token, request_field)
     app = app_with_push_enabled(app_id)
     if auto_enroll:
         Enrollment.objects.get_or_create(app=app, user=user)
@@ -99,14 +106,14 @@ def device_register(
     _registration_take(user)
     token_hmac = lookup_hmac(dedupe)
     now = timezone.now()
+    new_id = uuid.uuid4()
     with transaction.atomic():
-        existed = Device.objects.filter(app=app, token_hmac=token_hmac).exists()
         # One statement, so concurrent registrations of one token end in one device; a phone
         # that changed hands moves to its new owner.
         Device.objects.bulk_create(
             [
                 Device(
-                    id=uuid.uuid4(),
+                    id=new_id,
                     app=app,
                     user=user,
                     platform=platform,
@@ -123,8 +130,12 @@ def device_register(
             update_fields=["user", "platform", "token", "label", "last_seen_at"],
         )
         device = Device.objects.get(app=app, token_hmac=token_hmac)
+    # The upsert keeps the id of a row that was there: only the registration that inserted it
+    # sees its own id, however many raced (an exists() check before it would let several
+    # racers each answer 201).
+    created = device.id == new_id
     logger.info("device %s registered (%s, %s) for app %s", device.id, platform, transport, app.pk)
-    return device, not existed
+    return device, created
 
 
 def device_remove(*, device_id: Any, caller: Any) -> None:

@@ -3,17 +3,28 @@
 Rows wait in a `waiting` status until `next_attempt_at`; a worker claims a chunk by moving it to
 `sending` with a lease (`claimed_until`); the sweeper queues due rows again and takes back the
 leases of workers that died. Claims are conditional, so a task run twice does its work once.
+
+A row that keeps failing must not hold up the others: work on a chunk that raises is done again
+row by row (`outbox_isolate`), so only the poison row fails; and a row whose claims keep
+expiring without an outcome (it crashes or kills its worker every time) is given up by the
+sweeper after PUSH_MAX_ATTEMPTS claims instead of being queued again forever.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Callable, Hashable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import models, transaction
+from django.db import DatabaseError, models, transaction
 from django.db.models import F
+
+logger = logging.getLogger(__name__)
+
+K = TypeVar("K", bound=Hashable)
+R = TypeVar("R")
 
 
 def outbox_claim(
@@ -48,14 +59,23 @@ def outbox_sweep(
     sending: str,
     now: datetime,
     enqueue: Callable[[list[int]], None],
+    give_up: Callable[[list[int]], None],
     requeue_after: int = 300,
     limit: int = 10_000,
 ) -> int:
-    """Take back expired leases and queue due rows not queued recently; return how many."""
+    """Take back expired leases and queue due rows not queued recently; return how many.
+
+    Rows whose lease expired on their last allowed attempt go to `give_up` (still `sending`).
+    """
     with transaction.atomic():
-        model.objects.filter(status=sending, claimed_until__lt=now).update(
-            status=waiting, claimed_until=None, enqueued_at=None
+        expired = model.objects.filter(status=sending, claimed_until__lt=now)
+        spent = list(
+            expired.filter(attempts__gte=settings.PUSH_MAX_ATTEMPTS).values_list("id", flat=True)
         )
+        if spent:
+            logger.warning("giving up %d %s rows claimed too often", len(spent), model.__name__)
+            give_up(spent)
+        expired.exclude(id__in=spent).update(status=waiting, claimed_until=None, enqueued_at=None)
         due = list(
             model.objects.select_for_update(skip_locked=True)
             .filter(status=waiting, next_attempt_at__lte=now)
@@ -66,3 +86,31 @@ def outbox_sweep(
         model.objects.filter(id__in=due).update(enqueued_at=now)
         enqueue(due)
     return len(due)
+
+
+def outbox_isolate(
+    work: Callable[[list[K]], R], items: Sequence[K]
+) -> tuple[list[R], dict[K, Exception]]:
+    """Do `work` on all `items` at once; if it raises, on each alone. Return results, failures.
+
+    Database errors are not a row's fault and are raised: the claims then run out and the
+    sweeper queues the rows again.
+    """
+    if len(items) > 1:
+        try:
+            return [work(list(items))], {}
+        except DatabaseError:
+            raise
+        except Exception:
+            logger.exception("%d rows at once raised: trying each alone", len(items))
+    results: list[R] = []
+    failures: dict[K, Exception] = {}
+    for item in items:
+        try:
+            results.append(work([item]))
+        except DatabaseError:
+            raise
+        except Exception as exc:
+            logger.error("%s failed: %s: %s", item, type(exc).__name__, exc)
+            failures[item] = exc
+    return results, failures

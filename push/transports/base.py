@@ -48,3 +48,15 @@ class PushMessage:
     priority: str = "normal"  # normal | high
     collapse_key: str | None = None
     urgency: str | None = None  # Web Push Urgency: very-low | low | normal | high
+
+
+def outcome_for_bug(exc: BaseException, *, redact: str = "") -> Outcome:
+    """The outcome of a send that raised instead of answering (a bug, a row it cannot use).
+
+    It is retried like a transient error, so a fixed bug or a restored key lets it through,
+    and fails for good once its attempts run out; `redact` (a push token) is kept out of it.
+    """
+    detail = f"{type(exc).__name__}: {exc}"
+    if redact:
+        detail = detail.replace(redact, f"...{redact[-6:]}")
+    return Outcome(OutcomeKind.RETRY, "internal_error", detail[:200])

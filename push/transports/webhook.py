@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from push.outbound import OutboundPolicy, OutboundRefused, guarded_session
-from push.transports.base import Outcome, OutcomeKind
+from push.transports.base import Outcome, OutcomeKind, outcome_for_bug
 from push.transports.webpush import parse_retry_after
 
 logger = logging.getLogger(__name__)
@@ -139,7 +139,17 @@ class WebhookTransport:
 
     async def send_many(self, calls: list[WebhookCall]) -> list[WebhookResult]:
         """POST receipts concurrently; results in the same order."""
-        return list(await asyncio.gather(*(self.send(call) for call in calls)))
+        results = await asyncio.gather(*(self.send(call) for call in calls), return_exceptions=True)
+        answered: list[WebhookResult] = []
+        for call, result in zip(calls, results, strict=True):
+            if isinstance(result, Exception):
+                # One receipt that breaks the code must not lose the rest of the batch.
+                logger.error("Webhook: unexpected error for %s", call.webhook_id, exc_info=result)
+                result = WebhookResult(outcome_for_bug(result), None, 0)
+            elif isinstance(result, BaseException):
+                raise result
+            answered.append(result)
+        return answered
 
     async def aclose(self) -> None:
         if self._session is not None:

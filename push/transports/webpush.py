@@ -32,7 +32,7 @@ from pywebpush import WebPusher
 from yarl import URL
 
 from push.outbound import OutboundPolicy, OutboundRefused, guarded_session
-from push.transports.base import Outcome, OutcomeKind, PushMessage
+from push.transports.base import Outcome, OutcomeKind, PushMessage, outcome_for_bug
 
 logger = logging.getLogger(__name__)
 
@@ -415,15 +415,14 @@ class WebPushTransport:
             *(self.send(vapid, sub, msg) for sub, msg in items), return_exceptions=True
         )
         outcomes: list[Outcome] = []
-        for result in results:
+        for (subscription, _), result in zip(items, results, strict=True):
             if isinstance(result, Outcome):
                 outcomes.append(result)
             elif isinstance(result, Exception):
                 # One bug must not lose the outcomes of the rest of the batch.
                 logger.error("WebPush: unexpected error", exc_info=result)
-                outcomes.append(
-                    Outcome(OutcomeKind.FAILED, "internal_error", type(result).__name__)
-                )
+                endpoint = subscription.get("endpoint") if isinstance(subscription, dict) else ""
+                outcomes.append(outcome_for_bug(result, redact=str(endpoint or "")))
             else:
                 raise result
         return outcomes

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -12,6 +11,7 @@ import requests
 from accounts.tokens import client_token_issue
 from push.models import Delivery, Notification
 from push.services.config import push_config_update
+from tests.concurrency import burst_url, concurrently
 from tests.factories import (
     app_client,
     enroll,
@@ -19,6 +19,7 @@ from tests.factories import (
     make_user,
     register,
 )
+from tests.figures import figures_record
 
 
 @pytest.fixture
@@ -110,11 +111,6 @@ def test_a_refused_send_does_not_burn_the_key(app, users):
 # --- PostgreSQL: exact under real concurrency (real HTTP to a threaded live server) ----------
 
 
-def _concurrently(n, call):
-    with ThreadPoolExecutor(max_workers=n) as pool:
-        return list(pool.map(lambda i: call(i), range(n)))
-
-
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_fifty_concurrent_sends_never_pass_the_quota(live_server):
@@ -122,18 +118,31 @@ def test_fifty_concurrent_sends_never_pass_the_quota(live_server):
     users = [make_user() for _ in range(50)]
     enroll(app, *users)
     token = client_token_issue(app, ["push:send"])["access_token"]
+    url = burst_url(live_server)
 
     def send(i):
         return requests.post(
-            f"{live_server.url}/push/send",
+            f"{url}/push/send",
             json={"user_id": str(users[i].id), "title": "t", "body": "b"},
             headers={"Authorization": f"Bearer {token}"},
             timeout=60,
         ).status_code
 
-    codes = _concurrently(50, send)
+    codes = concurrently(50, send)
     assert codes.count(202) == 20 and codes.count(429) == 30
     assert Notification.objects.filter(app=app).count() == 20
+    figures_record(
+        "concurrency",
+        "daily_quota",
+        {
+            "concurrent_requests": 50,
+            "limit": 20,
+            "succeeded": codes.count(202),
+            "refused_429": codes.count(429),
+            "notifications_stored": Notification.objects.filter(app=app).count(),
+            "over_limit": max(0, codes.count(202) - 20),
+        },
+    )
 
 
 @pytest.mark.postgres
@@ -144,17 +153,28 @@ def test_concurrent_repeats_of_one_key_send_once(live_server):
     enroll(app, user)
     token = client_token_issue(app, ["push:send"])["access_token"]
     key = str(uuid.uuid4())
+    url = burst_url(live_server)
 
     def send(_):
         response = requests.post(
-            f"{live_server.url}/push/send",
+            f"{url}/push/send",
             json={"user_id": str(user.id), "title": "t", "body": "b"},
             headers={"Authorization": f"Bearer {token}", "Idempotency-Key": key},
             timeout=60,
         )
         return response.status_code, response.json()
 
-    answers = _concurrently(20, send)
+    answers = concurrently(20, send)
     assert {code for code, _ in answers} == {202}
     assert len({body["notification_id"] for _, body in answers}) == 1
     assert Notification.objects.filter(app=app).count() == 1
+    figures_record(
+        "concurrency",
+        "idempotency_key",
+        {
+            "concurrent_requests": 20,
+            "answered_202": len(answers),
+            "distinct_notification_ids": len({body["notification_id"] for _, body in answers}),
+            "notifications_stored": Notification.objects.filter(app=app).count(),
+        },
+    )

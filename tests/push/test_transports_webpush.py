@@ -144,14 +144,13 @@ def test_fifty_messages_share_one_cached_jwt_and_go_concurrently(fake) -> None:
     sub = fake.new_subscription()
     fake.set_faults(latency_ms=200)
     items = [(sub, message(f"n-{i}")) for i in range(50)]
-    started = time.monotonic()
     outcomes = asyncio.run(_with_transport(lambda t: t.send_many(VAPID, items)))
-    elapsed = time.monotonic() - started
     assert outcomes == [Outcome.delivered()] * 50
     assert fake.jwts_seen == 1
     ids = sorted(json.loads(r.payload)["notification_id"] for r in fake.received(sub))
     assert ids == sorted(f"n-{i}" for i in range(50))
-    assert elapsed < 3  # 50 x 200 ms one after another would take 10 s
+    # Held 200 ms each, they were in flight together, not one after another.
+    assert fake.stats()["peak_in_flight"] == 50
 
 
 def test_the_jwt_is_refreshed_an_hour_before_it_expires(fake, monkeypatch) -> None:
@@ -260,10 +259,8 @@ def test_parse_retry_after() -> None:
 def test_a_slow_push_service_is_a_timeout_to_retry(fake) -> None:
     sub = fake.new_subscription()
     fake.set_faults(latency_ms=2000)
-    started = time.monotonic()
     outcome = send(sub, message(), timeout=0.5)
     assert (outcome.kind, outcome.error) == (OutcomeKind.RETRY, "timeout")
-    assert time.monotonic() - started < 1.5
 
 
 def test_a_closed_port_is_a_connection_error_to_retry() -> None:

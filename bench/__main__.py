@@ -1,0 +1,101 @@
+"""`python -m bench run | soak | smoke`: the benchmark behind `make bench` and `make bench-soak`.
+
+Everything runs on this machine against PostgreSQL at DATABASE_URL (default
+postgres://postgres@127.0.0.1:5432/km_bench), which is dropped and created afresh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_DATABASE = "postgres://postgres@127.0.0.1:5432/km_bench"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _setup(database_url: str) -> None:
+    os.environ["DATABASE_URL"] = database_url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "keymaster.settings")
+    # The harness process only seeds and reads; its dev-mode keys are handed to gunicorn and
+    # qcluster, which run with DEBUG off (bench.harness.settings_env).
+    os.environ.setdefault("DEBUG", "1")
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    import django
+
+    django.setup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run the chosen mode."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("mode", choices=["run", "soak", "smoke"])
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", DEFAULT_DATABASE))
+    parser.add_argument("--web-workers", type=int)
+    parser.add_argument("--q-workers", type=int)
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply every message count")
+    parser.add_argument("--minutes", type=float, default=10.0, help="soak length")
+    parser.add_argument("--rate", type=float, help="soak rate (default: 50%% of the maximum)")
+    parser.add_argument("--out", type=Path, help="results directory (default bench/results)")
+    args = parser.parse_args(argv)
+    if not args.database_url.startswith("postgres"):
+        parser.error("the benchmark needs PostgreSQL: set DATABASE_URL=postgres://...")
+    _setup(args.database_url)
+
+    from bench import harness, report
+
+    scale = harness.SMOKE if args.mode == "smoke" else harness.Scale()
+    counts = ("accept_users", "bulk_requests", "provider_users", "mixed_users", "fault_users")
+    changes = {name: max(1, int(getattr(scale, name) * args.scale)) for name in counts}
+    changes |= {"peer_users": max(1, int(scale.peer_users * args.scale))}
+    changes |= {"floor_users": max(1, int(scale.floor_users * args.scale))}
+    if args.web_workers:
+        changes["web_workers"] = args.web_workers
+    if args.q_workers:
+        changes["q_workers"] = args.q_workers
+    if args.mode == "soak":
+        changes["keep_received"] = 1000
+    scale = dataclasses.replace(scale, **changes)
+    workdir = ROOT / "artifacts" / "bench" / time.strftime("%Y%m%d-%H%M%S")
+    started = time.monotonic()
+
+    def progress(text: str) -> None:
+        print(f"[{time.monotonic() - started:6.1f} s] {text}", flush=True)
+
+    harness.prepare_database(args.database_url)
+    progress("database ready")
+    if args.mode == "soak":
+        results = harness.soak(
+            scale,
+            database_url=args.database_url,
+            workdir=workdir,
+            minutes=args.minutes,
+            rate=args.rate,
+            progress=progress,
+        )
+        path = harness.write(
+            results, args.out or harness.RESULTS, f"{time.strftime('%Y-%m-%d')}-soak"
+        )
+        soak = results["soak"]
+        print(f"soak: {soak['rate']} notifications/s for {soak['seconds']:.0f} s; ok={soak['ok']}")
+        for key, growth in soak["rss_growth"].items():
+            before, after = growth["after_warmup_mb"], growth["end_mb"]
+            print(f"  {key}: {before} → {after} MB ({growth['growth_pct']:+.2f}%)")
+        print(f"written {path}")
+        return 0 if soak["ok"] else 1
+    results = harness.run(scale, database_url=args.database_url, workdir=workdir, progress=progress)
+    results["meta"]["wall_seconds"] = round(time.monotonic() - started, 1)
+    directory = args.out or (harness.RESULTS if args.mode == "run" else workdir)
+    path = harness.write(results, directory)
+    print()
+    print(report.table(results))
+    verdict = "passed" if results["ok"] else "FAILED"
+    print(f"\nwritten {path} (logs in {workdir}); all checks {verdict}")
+    return 0 if results["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,350 @@
+"""The benchmark's phases in order, at a given scale: `run`, `soak` and the test suite's smoke.
+
+The smoke (tests/bench/test_smoke.py) runs this same code at a tiny scale and asserts only
+correctness; `make bench` runs it at full scale and writes bench/results/.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+from django.conf import settings
+
+from bench import load, report
+from bench.delivery import Context, collect, delivery_run, wait_done
+from bench.phases import accept_phase, rival_run, rival_spec
+from bench.seed import seed_app
+from bench.stack import Sampler, Stack, database_recreate, dump, git_commit, machine, versions
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@dataclass
+class Scale:
+    """How much of everything one run does."""
+
+    web_workers: int = 4
+    q_workers: int = 2
+    accept_users: int = 2000
+    accept_rates: list[float] = field(default_factory=lambda: [50, 100, 200, 300, 400])
+    accept_seconds: float = 8
+    bulk_requests: int = 16
+    batch_size: int = 500
+    provider_users: int = 10_000
+    mixed_users: int = 20_000
+    half_seconds: float = 20
+    half_burst: int = 10
+    half_rate: float | None = None  # None: half of the measured maximum
+    fault_users: int = 5000
+    fault_rates: dict[str, Any] = field(
+        default_factory=lambda: {
+            "gone": 0.05,
+            "throttle": 0.01,
+            "retry_after": 1,
+            "latency_ms": 20,
+            "seed": 8,
+        }
+    )
+    peer_users: int = 2000
+    floor_users: int = 10_000
+    keep_received: int | None = None
+    timeout: float = 600
+
+
+SMOKE = Scale(
+    web_workers=1,
+    q_workers=1,
+    accept_users=20,
+    accept_rates=[10],
+    accept_seconds=1,
+    bulk_requests=2,
+    batch_size=20,
+    provider_users=20,
+    mixed_users=30,
+    half_seconds=2,
+    half_burst=5,
+    half_rate=10,
+    fault_users=60,
+    fault_rates={
+        "gone": 0.1,
+        "throttle": 0.1,
+        "fcm_throttle": 0.0,
+        "retry_after": 1,
+        "latency_ms": 20,
+        "seed": 8,
+    },
+    peer_users=10,
+    floor_users=10,
+    timeout=60,
+)
+
+
+def settings_env() -> dict[str, str]:
+    """Settings for gunicorn and qcluster: production mode, this process's keys (to share data)."""
+    return {
+        "DEBUG": "0",
+        "SECRET_KEY": settings.SECRET_KEY,
+        "JWT_SIGNING_KEY": settings.SIMPLE_JWT["SIGNING_KEY"],
+        "JWT_ISSUER": settings.JWT_ISSUER,
+        "TOKEN_ENCRYPTION_KEYS": ",".join(settings.TOKEN_ENCRYPTION_KEYS),
+        "TOKEN_LOOKUP_KEY": settings.TOKEN_LOOKUP_KEY,
+        "PUSH_VAPID_SUBJECT": settings.PUSH_VAPID_SUBJECT,
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE_SSL_REDIRECT": "0",
+        "SECURE_HSTS_SECONDS": "0",
+        "LOG_LEVEL": "WARNING",
+        "CONN_MAX_AGE": "600",
+    }
+
+
+def prepare_database(database_url: str) -> None:
+    """Recreate and migrate the benchmark database (this process's DATABASES points at it)."""
+    from django.core.management import call_command
+    from django.db import connections
+
+    connections.close_all()
+    database_recreate(database_url)
+    call_command("migrate", interactive=False, verbosity=0)
+
+
+def _meta(scale: Scale, database_url: str) -> dict[str, Any]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        server = cursor.fetchone()[0]
+    return {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "versions": {**versions(), "postgresql": server},
+        "git_commit": git_commit(),
+        "database": database_url.rsplit("/", 1)[-1],
+        "scale": asdict(scale),
+        "note": "everything on one machine: fakes, PostgreSQL, gunicorn, qcluster, the harness",
+    }
+
+
+def _start(scale: Scale, database_url: str, workdir: Path) -> tuple[Stack, Context]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    stack = Stack(
+        database_url=database_url,
+        web_workers=scale.web_workers,
+        q_workers=scale.q_workers,
+        workdir=workdir,
+        settings_env=settings_env(),
+        keep_received=scale.keep_received,
+    )
+    try:
+        stack.start_fakes()
+        stack.start_web()
+        stack.start_workers()
+    except BaseException:
+        stack.stop()
+        raise
+    return stack, Context(stack, Sampler(stack.groups()).start())
+
+
+def run(scale: Scale, *, database_url: str, workdir: Path, progress: Any = print) -> dict[str, Any]:
+    """Run every phase; return the results (nothing written)."""
+    stack, ctx = _start(scale, database_url, workdir)
+    progress(f"stack up: {stack.web_url}, {scale.web_workers} web, {scale.q_workers} workers")
+    fakes = stack.fakes
+    results: dict[str, Any] = {"meta": _meta(scale, database_url)}
+    try:
+        progress("accept: single, bulk and batch sends")
+        accept_app = seed_app(fakes, "accept", scale.accept_users, webpush=False)
+        results["accept"] = accept_phase(
+            ctx,
+            accept_app,
+            rates=scale.accept_rates,
+            seconds=scale.accept_seconds,
+            bulk_requests=scale.bulk_requests,
+            batch_size=min(scale.batch_size, scale.accept_users),
+        )
+        runs: dict[str, Any] = {}
+        results["delivery"] = runs
+        for key, users, fcm, webpush in (
+            ("webpush_only", scale.provider_users, False, True),
+            ("fcm_only", scale.provider_users, True, False),
+            ("mixed_max", scale.mixed_users, True, True),
+        ):
+            progress(f"delivery: {key} ({users} users)")
+            seeded = seed_app(fakes, key, users, fcm=fcm, webpush=webpush)
+            runs[key] = delivery_run(ctx, seeded, tag=key, timeout=scale.timeout)
+        max_notifications = (runs["mixed_max"]["pipeline"]["per_second"] or 2) / 2
+        rate = scale.half_rate or round(max_notifications / 2, 1)
+        users = max(scale.half_burst, int(rate * scale.half_seconds))
+        progress(f"delivery: mixed at 50% of the maximum ({rate} notifications/s)")
+        seeded = seed_app(fakes, "mixed_half", users)
+        runs["mixed_half"] = delivery_run(
+            ctx, seeded, tag="mixed_half", rate=rate, burst=scale.half_burst, timeout=scale.timeout
+        )
+        progress(f"faults: {scale.fault_rates} ({scale.fault_users} users)")
+        seeded = seed_app(fakes, "faults", scale.fault_users)
+        runs["faults"] = delivery_run(
+            ctx, seeded, tag="faults", faults=scale.fault_rates, timeout=scale.timeout
+        )
+        results["cost"] = runs["mixed_max"]["cost"]
+        for name, users in (("peer", scale.peer_users), ("floor", scale.floor_users)):
+            progress(f"{name}: {users} Web Push + {users} FCM messages")
+            spec = rival_spec(fakes, database_url, users, scale.q_workers)
+            results[name] = rival_run(fakes, f"bench.{name}", spec, workdir / f"{name}.log")
+        results["comparison"], results["ratios"] = _comparison(results)
+    finally:
+        ctx.sampler.stop()
+        stack.stop()
+    results["ok"] = all(
+        part.get("ok", True)
+        for part in (results.get("accept", {}), *results.get("delivery", {}).values())
+    )
+    return results
+
+
+def _comparison(results: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    runs = results["delivery"]
+    bars = {
+        "keymaster": {
+            "webpush": runs["webpush_only"]["pipeline"]["per_second"],
+            "fcm": runs["fcm_only"]["pipeline"]["per_second"],
+        }
+    }
+    ratios: dict[str, Any] = {}
+    for name in ("peer", "floor"):
+        rival = results.get(name) or {}
+        if not rival.get("available") or "error" in rival:
+            continue
+        bars[name] = {p: (rival.get(p) or {}).get("per_second") for p in ("webpush", "fcm")}
+        ratios[name] = {
+            p: round(bars["keymaster"][p] / bars[name][p], 2)
+            if bars["keymaster"][p] and bars[name][p]
+            else None
+            for p in ("webpush", "fcm")
+        }
+    return bars, ratios
+
+
+def write(results: dict[str, Any], directory: Path = RESULTS, stem: str | None = None) -> Path:
+    """Write the JSON and the plots; return the JSON's path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = stem or dt.date.today().isoformat()
+    results["plots"] = report.plots(results, directory, stem)
+    path = directory / f"{stem}.json"
+    dump(path, results)
+    return path
+
+
+def soak(
+    scale: Scale,
+    *,
+    database_url: str,
+    workdir: Path,
+    minutes: float,
+    rate: float | None,
+    progress: Any = print,
+) -> dict[str, Any]:
+    """Send at `rate` (default: 50% of a measured maximum) for `minutes`; RSS per process."""
+    stack, ctx = _start(scale, database_url, workdir)
+    results: dict[str, Any] = {"meta": _meta(scale, database_url)}
+    try:
+        if rate is None:
+            progress("soak: measuring the maximum rate first")
+            probe = seed_app(stack.fakes, "soak_probe", min(scale.mixed_users, 5000))
+            measured = delivery_run(ctx, probe, tag="soak_probe", timeout=scale.timeout)
+            rate = round((measured["pipeline"]["per_second"] or 2) / 4, 1)
+            results["probe"] = {k: measured[k] for k in ("pipeline", "provider_per_second", "ok")}
+        seeded = seed_app(stack.fakes, "soak", 2000)
+        stack.fakes.reset()
+        seconds = minutes * 60
+        progress(f"soak: {rate} notifications/s for {minutes} min")
+        series: dict[str, list[tuple[float, float]]] = {}
+        stop = threading.Event()
+        start = time.monotonic()
+
+        def watch() -> None:
+            while not stop.is_set():
+                for group in ("web", "workers"):
+                    for pid in ctx.sampler.groups[group]():
+                        try:
+                            rss = psutil.Process(pid).memory_info().rss / 2**20
+                        except psutil.NoSuchProcess:
+                            continue
+                        key = f"{group}:{pid}"
+                        series.setdefault(key, []).append((time.monotonic() - start, rss))
+                stop.wait(10)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        users = seeded.user_ids
+        burst = scale.half_burst
+        total = int(rate * seconds / burst)
+        chunks = [[users[(i * burst + k) % len(users)] for k in range(burst)] for i in range(total)]
+        accept = _paced(ctx, seeded, chunks, rate / burst)
+        done = wait_done(seeded, timeout=scale.timeout, drive_sweep=False)
+        stop.set()
+        watcher.join(15)
+        data = collect(ctx, seeded)
+        results["soak"] = _soak_summary(series, seconds, rate, accept, done, data)
+    finally:
+        ctx.sampler.stop()
+        stack.stop()
+    return results
+
+
+def _paced(ctx: Context, seeded: Any, chunks: list[list[str]], per_second: float) -> dict:
+    import json
+
+    from bench.delivery import BODY, TITLE
+
+    def body(i: int) -> bytes:
+        return json.dumps({"user_ids": chunks[i], "title": TITLE, "body": BODY}).encode()
+
+    shots, elapsed = load.open_loop(
+        f"{ctx.stack.web_url}/push/send/bulk",
+        seeded.token,
+        body,
+        rate=per_second,
+        seconds=len(chunks) / per_second,
+    )
+    return load.summarize(shots, elapsed, len(chunks[0]) if chunks else 0)
+
+
+def _soak_summary(
+    series: dict[str, list[tuple[float, float]]],
+    seconds: float,
+    rate: float,
+    accept: dict[str, Any],
+    done: dict[str, Any],
+    data: dict[str, Any],
+) -> dict[str, Any]:
+    growth = {}
+    for key, points in series.items():
+        warm = [rss for t, rss in points if t >= min(60.0, seconds / 10)]
+        if len(warm) >= 2:
+            growth[key] = {
+                "after_warmup_mb": round(warm[0], 1),
+                "end_mb": round(warm[-1], 1),
+                "growth_pct": round((warm[-1] - warm[0]) / warm[0] * 100, 2),
+            }
+    statuses: dict[str, int] = {}
+    for *_, status, _attempts, _updated in data["deliveries"]:
+        statuses[status] = statuses.get(status, 0) + 1
+    provider_2xx = data["webpush_stats"]["delivered"] + data["fcm_stats"]["messages"]
+    return {
+        "seconds": seconds,
+        "rate": rate,
+        "accept": accept,
+        "wait": done,
+        "deliveries": statuses,
+        "provider_2xx": provider_2xx,
+        "receipts_received": data["webhook_stats"]["requests"],
+        "ok": not done["timed_out"] and statuses.get("delivered", 0) == provider_2xx,
+        "rss_growth": growth,
+        "max_growth_pct": max((g["growth_pct"] for g in growth.values()), default=None),
+        "series": {k: [(round(t, 1), round(r, 1)) for t, r in v] for k, v in series.items()},
+    }

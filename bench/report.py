@@ -1,0 +1,231 @@
+"""The report: a table on stdout, the JSON file and the PNG plots in bench/results/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+TARGETS = {
+    "single_rps": 300,
+    "single_p99_ms": 50,
+    "bulk_nps": 8000,
+    "webpush_ps": 1000,
+    "fcm_ps": 2000,
+    "e2e_p99_ms": 1000,
+    "receipt_p99_ms": 2000,
+    "peer_ratio": 3.0,
+    "floor_ratio": 0.5,
+}
+
+
+def _fmt(value: Any, digits: int = 0) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def headline(results: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(measure, value, target) rows: the numbers the issue sets targets for."""
+    rows: list[tuple[str, str, str]] = []
+    accept = results.get("accept")
+    if accept:
+        for step in accept["single"]:
+            rows.append(
+                (
+                    f"single send, offered {step['offered_rate']:.0f} req/s",
+                    f"{_fmt(step['accepted_per_second'])} req/s, p50 {_fmt(step['p50_ms'], 1)} ms,"
+                    f" p99 {_fmt(step['p99_ms'], 1)} ms",
+                    "≥ 300 req/s, p99 ≤ 50 ms" if step["offered_rate"] >= 300 else "",
+                )
+            )
+        for kind in ("bulk", "batch"):
+            step = accept[kind]
+            rows.append(
+                (
+                    f"{kind} send of {step['batch_size']}",
+                    f"{_fmt(step['notifications_per_second'])} notifications/s, "
+                    f"p50 {_fmt(step['p50_ms'], 0)} ms, p99 {_fmt(step['p99_ms'], 0)} ms",
+                    "≥ 8,000/s" if kind == "bulk" else "",
+                )
+            )
+    runs = results.get("delivery", {})
+    for key, label, provider, target in (
+        ("webpush_only", "Web Push delivery (status + receipt)", "webpush", "≥ 1,000/s"),
+        ("fcm_only", "FCM delivery (status + receipt)", "fcm", "≥ 2,000/s"),
+    ):
+        run = runs.get(key)
+        if run:
+            rows.append(
+                (
+                    label,
+                    f"{_fmt(run['pipeline']['per_second'])} msg/s pipeline, "
+                    f"{_fmt(run['provider_per_second'][provider])} msg/s at the provider",
+                    target,
+                )
+            )
+    mixed = runs.get("mixed_max")
+    if mixed:
+        rows.append(
+            (
+                f"mixed, {mixed['notifications']:,} users × (Web Push + FCM), max rate",
+                f"{_fmt(mixed['pipeline']['per_second'])} deliveries/s "
+                f"(Web Push {_fmt(mixed['provider_per_second']['webpush'])}/s, "
+                f"FCM {_fmt(mixed['provider_per_second']['fcm'])}/s)",
+                "",
+            )
+        )
+    half = runs.get("mixed_half")
+    if half:
+        for provider in ("webpush", "fcm"):
+            lat = half["latency_ms"].get(provider, {})
+            e2e, receipt = lat.get("accept_to_provider", {}), lat.get("accept_to_receipt", {})
+            rows.append(
+                (
+                    f"{provider} latency at 50% ({_fmt(half['offered_rate'])} notif/s)",
+                    f"accept→provider p50 {_fmt(e2e.get('p50'))} / p99 {_fmt(e2e.get('p99'))} ms;"
+                    f" →receipt p50 {_fmt(receipt.get('p50'))} / p99 {_fmt(receipt.get('p99'))} ms",
+                    "p99 ≤ 1,000 / ≤ 2,000 ms",
+                )
+            )
+    faults = runs.get("faults")
+    if faults:
+        rows.append(
+            (
+                "faults (5% gone, 1% 429, +20 ms)",
+                f"{_fmt(faults['pipeline']['per_second'])} deliveries/s; "
+                f"states {'all right' if faults['ok'] else 'WRONG: ' + str(faults['problems'])}",
+                "every state right",
+            )
+        )
+    for name in ("peer", "floor"):
+        ratio = results.get("ratios", {}).get(name)
+        if ratio:
+            rows.append(
+                (
+                    f"Keymaster / {name}",
+                    f"Web Push {_fmt(ratio.get('webpush'), 2)}×, FCM {_fmt(ratio.get('fcm'), 2)}×",
+                    "≥ 3×" if name == "peer" else "≥ 0.5×",
+                )
+            )
+    cost = results.get("cost")
+    if cost:
+        per = cost["cpu_ms_per_message"]
+        rows.append(
+            (
+                "CPU ms per delivered message",
+                ", ".join(f"{k} {_fmt(v, 3)}" for k, v in per.items() if v is not None),
+                "",
+            )
+        )
+        rows.append(
+            (
+                "SQL per notification (2 deliveries)",
+                f"{_fmt(cost['sql_per_notification'], 1)} statements, "
+                f"{_fmt(cost['commits_per_notification'], 2)} commits",
+                "",
+            )
+        )
+    lost = sum(r["problems"].get("lost", 0) for r in runs.values() if isinstance(r, dict))
+    dup = sum(
+        r["problems"].get("duplicated_at_provider", 0) for r in runs.values() if isinstance(r, dict)
+    )
+    if runs:
+        rows.append(("lost / duplicated (all runs)", f"{lost} / {dup}", "0 / 0"))
+    return rows
+
+
+def table(results: dict[str, Any]) -> str:
+    """The headline rows as a Markdown table (printed and proposed for the README)."""
+    rows = headline(results)
+    lines = ["| measure | result | target |", "|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    return "\n".join(lines)
+
+
+def plots(results: dict[str, Any], directory: Path, stem: str) -> list[str]:
+    """Draw the three PNGs; return their file names."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written: list[str] = []
+    accept = results.get("accept")
+    if accept and accept["single"]:
+        fig, left = plt.subplots(figsize=(7, 4))
+        offered = [s["offered_rate"] for s in accept["single"]]
+        left.plot(offered, offered, "--", color="grey", label="offered")
+        left.plot(
+            offered, [s["accepted_per_second"] for s in accept["single"]], "o-", label="accepted"
+        )
+        left.set_xlabel("offered single sends / s")
+        left.set_ylabel("accepted / s")
+        right = left.twinx()
+        right.plot(offered, [s["p99_ms"] for s in accept["single"]], "s:", color="C3", label="p99")
+        right.plot(offered, [s["p50_ms"] for s in accept["single"]], "^:", color="C2", label="p50")
+        right.set_ylabel("latency ms")
+        left.legend(loc="upper left")
+        right.legend(loc="lower right")
+        left.set_title("Keymaster accept: throughput and latency vs offered load")
+        fig.tight_layout()
+        name = f"{stem}-accept.png"
+        fig.savefig(directory / name, dpi=110)
+        plt.close(fig)
+        written.append(name)
+    half = results.get("delivery", {}).get("mixed_half") or results.get("delivery", {}).get(
+        "mixed_max"
+    )
+    if half and half.get("cdf_ms"):
+        fig, axis = plt.subplots(figsize=(7, 4))
+        for provider, kinds in half["cdf_ms"].items():
+            for kind, values in kinds.items():
+                if values:
+                    axis.plot(
+                        values,
+                        [q / len(values) for q in range(len(values))],
+                        label=f"{provider}: {kind}",
+                    )
+        axis.set_xscale("log")
+        axis.set_xlabel("ms after the send was accepted")
+        axis.set_ylabel("fraction of messages")
+        axis.set_title(f"Delivery latency CDF at {_fmt(half.get('offered_rate'))} notifications/s")
+        axis.legend(fontsize=7)
+        fig.tight_layout()
+        name = f"{stem}-latency-cdf.png"
+        fig.savefig(directory / name, dpi=110)
+        plt.close(fig)
+        written.append(name)
+    bars = results.get("comparison")
+    if bars:
+        fig, axis = plt.subplots(figsize=(7, 4))
+        names = list(bars)
+        width = 0.38
+        for offset, provider in ((-width / 2, "webpush"), (width / 2, "fcm")):
+            values = [bars[n].get(provider) or 0 for n in names]
+            axis.bar([i + offset for i in range(len(names))], values, width, label=provider)
+        axis.set_xticks(range(len(names)), names)
+        axis.set_ylabel("messages / s")
+        axis.set_title("Delivery throughput: Keymaster vs peer vs floor (same fakes, same box)")
+        axis.legend()
+        fig.tight_layout()
+        name = f"{stem}-comparison.png"
+        fig.savefig(directory / name, dpi=110)
+        plt.close(fig)
+        written.append(name)
+    soak = results.get("soak")
+    if soak and soak.get("series"):
+        fig, axis = plt.subplots(figsize=(7, 4))
+        for name, points in soak["series"].items():
+            axis.plot([p[0] for p in points], [p[1] for p in points], label=name)
+        axis.set_xlabel("seconds")
+        axis.set_ylabel("RSS MB")
+        axis.set_title("Soak: RSS per process")
+        axis.legend(fontsize=6)
+        fig.tight_layout()
+        name = f"{stem}-soak-rss.png"
+        fig.savefig(directory / name, dpi=110)
+        plt.close(fig)
+        written.append(name)
+    return written

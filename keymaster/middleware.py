@@ -1,0 +1,43 @@
+"""Refuse oversized request bodies before anything reads them.
+
+Django checks DATA_UPLOAD_MAX_MEMORY_SIZE when `request.body` is read, which DRF does only once
+a view asks for its data, after authentication (a database query) and for API views only. This
+refuses first, for every path, from `Content-Length` alone. A body longer than it declares
+cannot get past it: Django wraps the input in a LimitedStream that never reads beyond
+`Content-Length`. A chunked body (no `Content-Length`) is refused with 411, because Django would
+silently read it as empty.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+
+from keymaster.errors import json_error
+
+
+class RequestSizeLimitMiddleware:
+    """Answer 413 when `Content-Length` exceeds ``settings.REQUEST_MAX_BYTES``, unread."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        declared = request.META.get("CONTENT_LENGTH") or ""
+        if declared:
+            if not (declared.isascii() and declared.isdigit()):
+                return json_error(400, "bad_request", "Content-Length must be a whole number.")
+            limit = settings.REQUEST_MAX_BYTES
+            if int(declared) > limit:
+                return json_error(
+                    413,
+                    "payload_too_large",
+                    f"The request body is {declared} bytes; at most {limit} are accepted.",
+                )
+        elif "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+            return json_error(
+                411, "length_required", "Send the body with a Content-Length, not chunked."
+            )
+        return self.get_response(request)

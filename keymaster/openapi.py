@@ -1,0 +1,206 @@
+"""The OpenAPI side of the one error format: every error an operation can answer is documented.
+
+`KeymasterAutoSchema` adds the errors every operation of a kind can answer (400 for input, 401
+for a token, 404 for a path id, 413/415 for a body); views add the rest with `errors(...)`
+(a 403 for a missing scope, a 422, a 429). The schemathesis fuzz test
+(tests/security/test_fuzz.py) holds the schema to what the server really answers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import serializers
+
+ERROR_DESCRIPTIONS = {
+    400: "Invalid input (`validation_error`, with `fields` naming each bad field) or an "
+    "unparseable body (`parse_error`).",
+    401: "No token, or one that is invalid, expired, revoked or of the wrong kind.",
+    403: "The token is valid but may not do this (a missing scope, push disabled, a user not "
+    "enrolled, a failed CSRF check).",
+    404: "No such object, or not one the caller may see.",
+    409: "The object already exists.",
+    413: "The request body is too large (`payload_too_large`).",
+    415: "The body is not in a supported media type (`unsupported_media_type`).",
+    422: "The Idempotency-Key was used before with another body (`idempotency_key_reused`).",
+    429: "A limit was reached (`rate_limited`, `quota_exceeded`); retry after `Retry-After` "
+    "seconds.",
+}
+RESPONSE_HEADERS = {
+    401: {
+        "WWW-Authenticate": {
+            "schema": {"type": "string"},
+            "description": "The authentication scheme to use (Bearer).",
+        }
+    },
+    429: {
+        "Retry-After": {
+            "schema": {"type": "integer", "minimum": 1},
+            "required": True,
+            "description": "Seconds until the limit resets.",
+        }
+    },
+}
+
+
+class ErrorDetailOut(serializers.Serializer):
+    code = serializers.CharField(help_text="stable: switch on it")
+    message = serializers.CharField(help_text="for a person; names the field at fault")
+    fields = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text='validation errors by field path, e.g. {"notifications[3].body": ["..."]}',
+    )
+
+
+class ErrorOut(serializers.Serializer):
+    error = ErrorDetailOut()
+
+
+def errors(*codes: int) -> dict[int, OpenApiResponse]:
+    """The error answers `codes` in the one format, to merge into `extend_schema(responses=)`."""
+    return {code: OpenApiResponse(ErrorOut, description=ERROR_DESCRIPTIONS[code]) for code in codes}
+
+
+def errors_in_own_format(view: Any) -> Any:
+    """Mark an `@api_view` whose errors have their own format (RFC 6749's, for /oauth/token)."""
+    view.cls.errors_in_own_format = True
+    return view
+
+
+class KeymasterAutoSchema(AutoSchema):
+    """drf-spectacular's schema, plus the error answers each kind of operation can give."""
+
+    def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
+        responses = super()._get_response_bodies(direction)
+        if direction != "response":
+            return responses
+        for code, answer in errors(*self._implied_error_codes()).items():
+            if str(code) not in responses:
+                responses[str(code)] = self._get_response_for_code(answer, str(code))
+        for code, headers in RESPONSE_HEADERS.items():
+            if str(code) in responses:
+                responses[str(code)].setdefault("headers", {}).update(headers)
+        return responses
+
+    def _implied_error_codes(self) -> list[int]:
+        has_body = self.method in ("POST", "PUT", "PATCH") and self.get_request_serializer()
+        if getattr(self.view, "errors_in_own_format", False):
+            # Only the size limit answers before the view, and so in the one format.
+            return [413] if has_body else []
+        places = {param["in"] for param in self._get_parameters()}
+        codes = []
+        if has_body or places - {"path"}:
+            codes.append(400)
+        if self.get_auth():
+            codes.append(401)
+        if "path" in places:  # also an id that is not a UUID: no route matches it
+            codes.append(404)
+        if has_body:
+            codes += [413, 415]
+        return codes
+
+
+# OpenAPI links: where an answer's ids lead next (clients and stateful fuzzing follow them).
+# {source operationId: (its success codes, {link name: (target operationId, {parameter: value})})}
+_APP_ID = "$response.body#/app_id"
+_LINKS: dict[str, tuple[tuple[int, ...], dict[str, tuple[str, dict[str, str]]]]] = {
+    "api_apps_create": (
+        (201,),
+        {
+            "GetApp": ("api_apps_retrieve", {"app_id": _APP_ID}),
+            "RotateClientSecret": ("api_apps_rotate_secret_create", {"app_id": _APP_ID}),
+            "EnrollUser": ("api_apps_enrollments_create", {"app_id": _APP_ID}),
+            "AddAdmin": ("api_apps_admins_create", {"app_id": _APP_ID}),
+            "GetPushConfig": ("push_config_retrieve", {"app_id": _APP_ID}),
+            "UpdatePushConfig": ("push_config_partial_update", {"app_id": _APP_ID}),
+            "RotateWebhookSecret": (
+                "push_config_rotate_webhook_secret_create",
+                {"app_id": _APP_ID},
+            ),
+            "ListDevices": ("push_devices_retrieve", {"id": _APP_ID}),
+        },
+    ),
+    "api_apps_enrollments_create": (
+        (200, 201),
+        {
+            "RemoveEnrollment": (
+                "api_apps_enrollments_destroy",
+                {"app_id": _APP_ID, "user_id": "$response.body#/user_id"},
+            )
+        },
+    ),
+    "push_devices_register_create": (
+        (200, 201),
+        {"RemoveDevice": ("push_devices_destroy", {"id": "$response.body#/device_id"})},
+    ),
+    "push_devices_retrieve": (
+        (200,),
+        {
+            "RemoveFirstDevice": (
+                "push_devices_destroy",
+                {"id": "$response.body#/devices/0/device_id"},
+            )
+        },
+    ),
+    "account_devices_retrieve": (
+        (200,),
+        {
+            "RemoveFirstDevice": (
+                "push_devices_destroy",
+                {"id": "$response.body#/apps/0/devices/0/device_id"},
+            )
+        },
+    ),
+    "push_send_create": (
+        (202,),
+        {
+            "GetNotification": (
+                "push_notifications_retrieve",
+                {"notification_id": "$response.body#/notification_id"},
+            )
+        },
+    ),
+    "push_send_bulk_create": (
+        (202,),
+        {
+            "GetFirstNotification": (
+                "push_notifications_retrieve",
+                {"notification_id": "$response.body#/notification_ids/0"},
+            )
+        },
+    ),
+    "push_send_batch_create": (
+        (202,),
+        {
+            "GetFirstNotification": (
+                "push_notifications_retrieve",
+                {"notification_id": "$response.body#/notification_ids/0"},
+            )
+        },
+    ),
+}
+
+
+def postprocess_links(result: dict, generator: Any, request: Any, public: bool) -> dict:
+    """Add the OpenAPI links of `_LINKS` to the generated schema (a drf-spectacular hook)."""
+    operations = {
+        operation["operationId"]: operation
+        for path in result.get("paths", {}).values()
+        for operation in path.values()
+    }
+    for source, (codes, links) in _LINKS.items():
+        if source not in operations:
+            continue
+        for code in codes:
+            response = operations[source]["responses"].get(str(code))
+            if response is None:
+                continue
+            response["links"] = {
+                name: {"operationId": target, "parameters": parameters}
+                for name, (target, parameters) in links.items()
+                if target in operations
+            }
+    return result
