@@ -108,7 +108,8 @@ class DevicesView(APIView):
         if not isinstance(request.user, User):
             raise NotFound("No such app.")
         app = app_for_admin(pk, request.user)
-        query = validated(DeviceListQuery, request.query_params)
+        # A plain dict, so `?user_id=` is an invalid id (400), not a filter silently dropped.
+        query = validated(DeviceListQuery, request.query_params.dict())
         devices = devices_of_app(app, platform=query.get("platform"), user_id=query.get("user_id"))
         page = devices[query["offset"] : query["offset"] + query["limit"]]
         return Response(

@@ -123,7 +123,7 @@ class FuzzWorld:
             "app_ids": {"values": apps},
             "user_ids": {"values": users},
             "emails": {"values": [self.user.email, self.other_user.email, self.admin.email]},
-            "device_ids": {"values": [*self.device_ids, self.other_device_id]},
+            "app_and_device_ids": {"values": [*apps, *self.device_ids, self.other_device_id]},
             "notification_ids": {"values": [self.notification_id]},
             "passwords": {"values": [PASSWORD]},
             "refresh_tokens": {"values": [user_tokens_issue(self.user)["refresh"]]},
@@ -244,6 +244,8 @@ def schemathesis_config(
                 "path.app_id": _binding("app_ids"),
                 "path.user_id": _binding("user_ids"),
                 "path.notification_id": _binding("notification_ids"),
+                # /push/devices/{id}: an app_id for GET (list), a device_id for DELETE.
+                "path.id": _binding("app_and_device_ids"),
                 "query.user_id": _binding("user_ids"),
                 "body.app_id": _binding("app_ids"),
                 "body.user_id": _binding("user_ids"),
@@ -255,18 +257,6 @@ def schemathesis_config(
                 "body.client_id": _binding("client_ids"),
                 "body.push_token": _binding("push_tokens"),
             },
-            "operations": [
-                {
-                    "include-path": "/push/devices/{id}",
-                    "include-method": "GET",
-                    "parameters": {"path.id": _binding("app_ids")},
-                },
-                {
-                    "include-path": "/push/devices/{id}",
-                    "include-method": "DELETE",
-                    "parameters": {"path.id": _binding("device_ids")},
-                },
-            ],
         }
     )
 
