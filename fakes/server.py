@@ -112,5 +112,16 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     return data
 
 
+def query_int(request: web.Request, name: str, default: int | None = None) -> int | None:
+    """Read an integer query parameter of a control endpoint (400 naming it when it is not)."""
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise web.HTTPBadRequest(text=f"{name} must be an integer") from None
+
+
 async def _as_coro(func: Callable[[], object]) -> object:
     return func()

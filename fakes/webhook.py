@@ -30,7 +30,7 @@ from typing import Any
 
 from aiohttp import web
 
-from fakes.server import FakeServer, read_json
+from fakes.server import FakeServer, query_int, read_json
 
 MODES = ("normal", "down", "close", "gone", "redirect")
 INTERNAL_REDIRECT = "http://169.254.169.254/latest/meta-data/"
@@ -159,11 +159,8 @@ class WebhookFake(FakeServer):
         return app
 
     async def _c_received(self, request: web.Request) -> web.Response:
-        try:
-            offset = int(request.query.get("offset", 0))
-            limit = int(request.query["limit"]) if "limit" in request.query else None
-        except ValueError:
-            return web.json_response({"error": "offset and limit must be integers"}, status=400)
+        offset = query_int(request, "offset", 0)
+        limit = query_int(request, "limit")
         deliveries = self.received(request.query.get("path"))
         page = deliveries[offset : None if limit is None else offset + limit]
         return web.json_response({"requests": [d.as_json() for d in page]})

@@ -47,7 +47,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from fakes.server import FakeServer, InFlight, read_json
+from fakes.server import FakeServer, InFlight, query_int, read_json
 
 MAX_BODY = 4096  # RFC 8030 section 7.2: services must accept at least 4096 octets
 MAX_JWT_LIFETIME = 24 * 3600  # RFC 8292 section 2: exp no more than 24 hours ahead
@@ -483,11 +483,7 @@ class WebPushFake(FakeServer):
         return web.json_response({"subscriptions": subs}, status=201)
 
     async def _c_times(self, request: web.Request) -> web.Response:
-        try:
-            offset = int(request.query.get("offset", 0))
-        except ValueError:
-            return web.json_response({"error": "offset must be an integer"}, status=400)
-        return web.json_response({"times": self.times(offset)})
+        return web.json_response({"times": self.times(query_int(request, "offset", 0))})
 
     async def _c_expire(self, request: web.Request) -> web.Response:
         try:

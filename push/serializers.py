@@ -15,15 +15,10 @@ DATA_MAX_BYTES = 4096  # FCM's payload limit
 MAX_OFFSET = 1_000_000_000
 
 
-class StrictStringField(serializers.CharField):
+class StrictStringField(StrictCharField):
     """A string that stays a string: FCM `data` values must be strings, not numbers."""
 
     default_error_messages = {"not_string": "Must be a string (FCM data values are strings)."}
-
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            self.fail("not_string")
-        return super().to_internal_value(data)
 
 
 class DataField(serializers.DictField):

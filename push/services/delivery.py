@@ -88,7 +88,7 @@ def deliveries_send(delivery_ids: list[int]) -> dict[str, int]:
     # Apart from the deliveries: a device whose token cannot be read must fail alone.
     devices = {d.device_id for d in deliveries if d.device_id}
     loaded, unreadable = outbox_isolate(_devices_load, list(devices))
-    jobs, early = _jobs(deliveries, {k: v for part in loaded for k, v in part.items()}, unreadable)
+    jobs, early = _jobs(deliveries, loaded, unreadable)
     outcomes = dict(early)
     outcomes.update(_send(jobs))
     # Sent is sent: if the database went away meanwhile, wait for it rather than send again.
@@ -150,8 +150,7 @@ def _send(jobs: list[_Job]) -> dict[int, Outcome]:
     by_app: dict[Any, list[_Job]] = defaultdict(list)
     for job in jobs:
         by_app[job.delivery.app_id].append(job)
-    loaded, unreadable = outbox_isolate(_configs_load, list(by_app))
-    configs = {k: v for part in loaded for k, v in part.items()}
+    configs, unreadable = outbox_isolate(_configs_load, list(by_app))
     rt = runtime()
 
     async def send_all() -> dict[int, Outcome]:

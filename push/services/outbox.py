@@ -89,25 +89,25 @@ def outbox_sweep(
 
 
 def outbox_isolate(
-    work: Callable[[list[K]], R], items: Sequence[K]
-) -> tuple[list[R], dict[K, Exception]]:
-    """Do `work` on all `items` at once; if it raises, on each alone. Return results, failures.
+    work: Callable[[list[K]], dict[K, R]], items: Sequence[K]
+) -> tuple[dict[K, R], dict[K, Exception]]:
+    """Load `items` with `work` all at once; if it raises, each alone. Return loaded, failures.
 
     Database errors are not a row's fault and are raised: the claims then run out and the
     sweeper queues the rows again.
     """
     if len(items) > 1:
         try:
-            return [work(list(items))], {}
+            return work(list(items)), {}
         except DatabaseError:
             raise
         except Exception:
             logger.exception("%d rows at once raised: trying each alone", len(items))
-    results: list[R] = []
+    results: dict[K, R] = {}
     failures: dict[K, Exception] = {}
     for item in items:
         try:
-            results.append(work([item]))
+            results.update(work([item]))
         except DatabaseError:
             raise
         except Exception as exc:

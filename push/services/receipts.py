@@ -101,8 +101,7 @@ def receipts_send(receipt_ids: list[int]) -> dict[str, int]:
         return {}
     receipts = list(Receipt.objects.filter(id__in=claimed))
     # One app whose webhook secret cannot be read must not hold up the others' receipts.
-    loaded, unreadable = outbox_isolate(_configs_load, list({r.app_id for r in receipts}))
-    configs = {k: v for part in loaded for k, v in part.items()}
+    configs, unreadable = outbox_isolate(_configs_load, list({r.app_id for r in receipts}))
     broken = [
         (r, WebhookResult(outcome_for_bug(unreadable[r.app_id]), None, 0))
         for r in receipts

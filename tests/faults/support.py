@@ -7,7 +7,7 @@ import re
 import signal
 import subprocess
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from keymaster.crypto import lookup_hmac
 from push.models import DELIVERY_FINAL, Delivery, DeliveryStatus, Device, Receipt, ReceiptStatus
 from push.tasks import sweep
 from tests.figures import figures_record
-from tests.workers import worker_env, worker_start
+from tests.workers import wait_until, worker_env, worker_start
 
 
 class Qcluster:
@@ -134,3 +134,19 @@ def next_round() -> None:
     Delivery.objects.filter(status=DeliveryStatus.QUEUED).update(next_attempt_at=now)
     Receipt.objects.filter(status=ReceiptStatus.PENDING).update(next_attempt_at=now)
     sweep()
+
+
+def attempt_rounds(rows: Any, rounds: int, timeout: float, what: str) -> Iterator[int]:
+    """Yield each attempt number once every row of `rows` has made it and the worker is idle.
+
+    Between attempts the retries' backoff is skipped (`next_round`), so round n is attempt n.
+    """
+    for attempt in range(1, rounds + 1):
+        if attempt > 1:
+            next_round()
+        wait_until(
+            lambda n=attempt: worker_idle() and set(rows.values_list("attempts", flat=True)) == {n},
+            timeout,
+            f"{what} {attempt}",
+        )
+        yield attempt

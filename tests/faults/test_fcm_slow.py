@@ -9,6 +9,7 @@ from push.services.notifications import NotificationDraft, notifications_send
 from tests.factories import enroll, make_push_app, make_user
 from tests.faults.support import (
     Qcluster,
+    attempt_rounds,
     fault_figures,
     fcm_devices,
     next_round,
@@ -46,16 +47,7 @@ def test_fcm_timeouts_are_retried_without_leaking(providers, fake_fcm, settings,
 
     env = {"PUSH_SEND_TIMEOUT": "0.3", "PUSH_DELIVERY_CHUNK": str(CHUNK)}
     with Qcluster(tmp_path / "qcluster.log", **env) as cluster:
-        for attempt in range(1, SLOW_ROUNDS + 1):
-            if attempt > 1:
-                next_round()
-            wait_until(
-                lambda n=attempt: (
-                    worker_idle() and set(deliveries.values_list("attempts", flat=True)) == {n}
-                ),
-                60,
-                f"round {attempt} of timeouts",
-            )
+        for _ in attempt_rounds(deliveries, SLOW_ROUNDS, 60, "round of timeouts"):
             # Every one timed out and waits for its retry: none failed, none lost.
             assert set(deliveries.values_list("status", "error")) == {("queued", "timeout")}
             used.append(_resources(cluster.worker()))

@@ -23,13 +23,11 @@ from push.tasks import sweep
 from tests.factories import enroll, make_push_app, make_user
 from tests.faults.support import (
     Qcluster,
+    attempt_rounds,
     fault_figures,
     fcm_devices,
-    next_round,
     times_sent,
-    worker_idle,
 )
-from tests.workers import wait_until
 
 ATTEMPTS = 3
 
@@ -82,16 +80,7 @@ def test_poison_rows_fail_alone_after_their_attempts(
     assert sweep() == {"deliveries": 51, "receipts": 0}
 
     with Qcluster(tmp_path / "qcluster.log", PUSH_MAX_ATTEMPTS=str(ATTEMPTS)) as cluster:
-        for attempt in range(1, ATTEMPTS + 1):
-            if attempt > 1:
-                next_round()
-            wait_until(
-                lambda n=attempt: (
-                    worker_idle() and set(poison.values_list("attempts", flat=True)) == {n}
-                ),
-                30,
-                f"attempt {attempt} of the poison rows",
-            )
+        for attempt in attempt_rounds(poison, ATTEMPTS, 30, "attempt of the poison rows"):
             if attempt == 1:
                 # The first attempt already sent everything else in the chunk, once.
                 assert Delivery.objects.filter(status="delivered").count() == 49
