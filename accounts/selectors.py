@@ -26,13 +26,5 @@ def apps_administered_by(user: User) -> QuerySet[App]:
     return App.objects.filter(appadmin__user=user)
 
 
-def enrolled_user_ids(app: App, user_ids: list[str]) -> set[str]:
-    """Return which of `user_ids` are enrolled in `app`, in one query."""
-    rows = Enrollment.objects.filter(app=app, user_id__in=user_ids).values_list(
-        "user_id", flat=True
-    )
-    return {str(user_id) for user_id in rows}
-
-
 def user_is_enrolled(app: App, user: User) -> bool:
     return Enrollment.objects.filter(app=app, user=user).exists()

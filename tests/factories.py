@@ -71,3 +71,18 @@ def register(user: User, app: App, token: str | dict | None = None, platform: st
         user=user, app_id=app.app_id, platform=platform, push_token=token or fcm_token(next(_seq))
     )
     return device
+
+
+def fcm_device(app: App, user: User, token: str) -> "Device":  # noqa: F821, UP037
+    """An unsaved FCM device holding `token`, stored as registration stores it (many at once)."""
+    from keymaster.crypto import lookup_hmac
+    from push.models import Device
+
+    return Device(
+        app=app,
+        user=user,
+        platform="android",
+        transport="fcm",
+        token=token,
+        token_hmac=lookup_hmac("fcm:" + token),
+    )

@@ -29,6 +29,7 @@ from push.models import (
     Notification,
     NotificationStatus,
     PushConfig,
+    Receipt,
     Transport,
 )
 from push.runtime import runtime
@@ -36,7 +37,7 @@ from push.services.backoff import backoff_seconds
 from push.services.config import push_config_record_error
 from push.services.outbox import outbox_claim, outbox_isolate, outbox_sweep
 from push.services.queue import deliveries_enqueue
-from push.services.receipts import receipts_create
+from push.services.receipts import receipts_create, receipts_post
 from push.transports.base import Outcome, OutcomeKind, PushMessage, outcome_for_bug
 from push.transports.fcm import FcmCredential, credential_for
 from push.transports.webpush import VapidKey
@@ -92,7 +93,10 @@ def deliveries_send(delivery_ids: list[int]) -> dict[str, int]:
     outcomes = dict(early)
     outcomes.update(_send(jobs))
     # Sent is sent: if the database went away meanwhile, wait for it rather than send again.
-    return through_db_outage(deliveries_record)(deliveries, outcomes)
+    counts, receipts = through_db_outage(deliveries_record)(deliveries, outcomes, claim=True)
+    # Committed: their receipts go out now, from this task (claimed for it when created).
+    receipts_post(receipts)
+    return counts
 
 
 def _devices_load(device_ids: list[Any]) -> dict[Any, Device]:
@@ -219,8 +223,14 @@ def _file_credential(path: str, mtime_ns: int) -> FcmCredential:
     return credential_for(f"file:{path}:{mtime_ns}", info)
 
 
-def deliveries_record(deliveries: list[Delivery], outcomes: dict[int, Outcome]) -> dict[str, int]:
-    """Record each claimed delivery's outcome, remove dead devices, queue receipts, roll up."""
+def deliveries_record(
+    deliveries: list[Delivery], outcomes: dict[int, Outcome], *, claim: bool = False
+) -> tuple[dict[str, int], list[Receipt]]:
+    """Record each claimed delivery's outcome, remove dead devices, store receipts, roll up.
+
+    Returns the counts by outcome and the receipts: queued, or with `claim` leased to the
+    caller to POST once this has committed (`receipts_create`).
+    """
     now = timezone.now()
     final: dict[tuple[str, str, str], list[int]] = defaultdict(list)
     retries: list[Delivery] = []
@@ -272,14 +282,14 @@ def deliveries_record(deliveries: list[Delivery], outcomes: dict[int, Outcome]) 
             Device.objects.filter(id__in=dead_devices).delete()
         for app_id, error in config_errors.items():
             push_config_record_error(app_id=app_id, error=error)
-        receipts_create([d for d in finished if d.id in owned])
+        receipts = receipts_create([d for d in finished if d.id in owned], claim=claim)
         notifications_roll_up({d.notification_id for d in deliveries})
     counts: dict[str, int] = defaultdict(int)
     for (status, _, _), ids in final.items():
         counts[status] += len(ids)
     counts["retry"] = len(retries)
     logger.info("delivery chunk done: %s", dict(counts))
-    return dict(counts)
+    return dict(counts), receipts
 
 
 def _final_status(delivery: Delivery, outcome: Outcome, now: datetime) -> tuple[str | None, str]:

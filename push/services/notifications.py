@@ -10,21 +10,20 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
+from django.db.models import FilteredRelation, Q
 from django.utils import timezone
 
-from accounts.models import App
-from accounts.selectors import enrolled_user_ids
+from accounts.models import App, Enrollment
+from keymaster.bulk import objects_insert
 from keymaster.errors import NotFound, TooManyRequests
 from keymaster.ratelimit import Take, Window, counter_peek, counter_preview, counter_take
 from push.models import (
     MAX_TTL,
     Delivery,
-    Device,
     Notification,
     NotificationStatus,
     PushConfig,
@@ -35,6 +34,9 @@ from push.services.queue import deliveries_enqueue
 logger = logging.getLogger(__name__)
 
 DAY = 86_400
+# A send reads only `enabled` and `daily_quota` of the config: decrypting its secrets on every
+# send was a fifth of the accept path's CPU (bench/README.md).
+CONFIG_SECRETS = ("webhook_secret", "vapid_private_key", "fcm_service_account")
 
 
 @dataclass(frozen=True)
@@ -72,26 +74,44 @@ def notifications_today(config: PushConfig) -> int:
     return counter_peek(quota_window(config))
 
 
-def _check_enrolled(app: App, drafts: list[NotificationDraft]) -> None:
-    wanted = [str(d.user_id) for d in drafts]
-    enrolled = enrolled_user_ids(app, wanted)
-    missing = [user_id for user_id in dict.fromkeys(wanted) if user_id not in enrolled]
+def _devices_of(app: App, drafts: list[NotificationDraft]) -> dict[str, list[tuple[Any, str]]]:
+    """Each target user's devices in `app`, in one query that also proves each is enrolled."""
+    wanted = list(dict.fromkeys(str(d.user_id) for d in drafts))
+    rows = (
+        Enrollment.objects.filter(app=app, user_id__in=wanted)
+        .annotate(device=FilteredRelation("user__devices", condition=Q(user__devices__app=app)))
+        .values_list("user_id", "device__id", "device__platform")
+    )
+    devices: dict[str, list[tuple[Any, str]]] = {}
+    for user_id, device_id, platform in rows:
+        mine = devices.setdefault(str(user_id), [])
+        if device_id is not None:
+            mine.append((device_id, platform))
+    missing = [user_id for user_id in wanted if user_id not in devices]
     if missing:
         raise NotEnrolled(
             f"{len(missing)} target user(s) are not enrolled in this app.", user_ids=missing
         )
+    return devices
 
 
 def notifications_send(
-    *, app: App, drafts: list[NotificationDraft], dry_run: bool = False
+    *,
+    app: App,
+    drafts: list[NotificationDraft],
+    dry_run: bool = False,
+    config: PushConfig | None = None,
 ) -> tuple[list[uuid.UUID], Take]:
-    """Accept `drafts` as one all-or-nothing send; return their ids and the quota state."""
-    # Only what a send needs: the config's secrets are encrypted, and decrypting them on every
-    # send was a fifth of the accept path's CPU (bench/README.md).
-    config = PushConfig.objects.filter(app=app).only("app_id", "enabled", "daily_quota").first()
+    """Accept `drafts` as one all-or-nothing send; return their ids and the quota state.
+
+    `config`: the app's push config, when the caller has just loaded it (the send views load
+    it with the app, in one query); otherwise it is read here.
+    """
+    if config is None:
+        config = PushConfig.objects.filter(app=app).defer(*CONFIG_SECRETS).first()
     if config is None or not config.enabled:
         raise PushDisabled("Push notifications are not enabled for this app.")
-    _check_enrolled(app, drafts)
+    devices = _devices_of(app, drafts)
     window = quota_window(config)
     if dry_run:
         preview = counter_preview(window, len(drafts))
@@ -99,7 +119,7 @@ def notifications_send(
             raise _quota_error(preview)
         return [], preview
     with transaction.atomic():
-        ids = _store(app, drafts)
+        ids = _store(app, drafts, devices)
         # Last, so the quota row is locked only for the commit (concurrent sends of one app
         # queue on it); refused here, the whole send rolls back and nothing is counted.
         take = counter_take(window, len(drafts))
@@ -118,17 +138,13 @@ def _quota_error(take: Take) -> QuotaExceeded:
     )
 
 
-def _store(app: App, drafts: list[NotificationDraft]) -> list[uuid.UUID]:
+def _store(
+    app: App, drafts: list[NotificationDraft], devices_of: dict[str, list[tuple[Any, str]]]
+) -> list[uuid.UUID]:
     now = timezone.now()
-    devices_by_user: dict[str, list[tuple[uuid.UUID, str]]] = defaultdict(list)
-    user_ids = {d.user_id for d in drafts}
-    for device_id, user_id, platform in Device.objects.filter(
-        app=app, user_id__in=user_ids
-    ).values_list("id", "user_id", "platform"):
-        devices_by_user[str(user_id)].append((device_id, platform))
     notifications, deliveries = [], []
     for draft in drafts:
-        devices = devices_by_user.get(str(draft.user_id), [])
+        devices = devices_of[str(draft.user_id)]
         notification = Notification(
             id=uuid.uuid4(),
             app=app,
@@ -159,8 +175,8 @@ def _store(app: App, drafts: list[NotificationDraft]) -> list[uuid.UUID]:
             )
             for device_id, platform in devices
         )
-    Notification.objects.bulk_create(notifications, batch_size=1000)
-    Delivery.objects.bulk_create(deliveries, batch_size=1000)
+    objects_insert(notifications)
+    objects_insert(deliveries)
     deliveries_enqueue([d.id for d in deliveries])
     logger.info(
         "accepted %d notification(s), %d delivery(ies) for app %s",

@@ -27,6 +27,11 @@ K = TypeVar("K", bound=Hashable)
 R = TypeVar("R")
 
 
+def outbox_lease(now: datetime) -> datetime:
+    """When a claim made `now` runs out, and the sweeper may take the row back."""
+    return now + timedelta(seconds=settings.PUSH_CLAIM_SECONDS)
+
+
 def outbox_claim(
     model: type[models.Model],
     ids: Sequence[int],
@@ -45,7 +50,7 @@ def outbox_claim(
         )
         model.objects.filter(id__in=claimed).update(
             status=sending,
-            claimed_until=now + timedelta(seconds=settings.PUSH_CLAIM_SECONDS),
+            claimed_until=outbox_lease(now),
             attempts=F("attempts") + 1,
             **also,
         )

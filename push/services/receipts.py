@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from keymaster.bulk import objects_insert
 from keymaster.errors import NotFound
 from keymaster.outage import through_db_outage
 from push.models import (
@@ -26,7 +27,7 @@ from push.models import (
 from push.runtime import runtime
 from push.services.audit import audit_record
 from push.services.backoff import backoff_seconds
-from push.services.outbox import outbox_claim, outbox_isolate, outbox_sweep
+from push.services.outbox import outbox_claim, outbox_isolate, outbox_lease, outbox_sweep
 from push.services.queue import receipts_enqueue
 from push.transports.base import OutcomeKind, outcome_for_bug
 from push.transports.webhook import WebhookCall, WebhookResult
@@ -54,8 +55,14 @@ def receipt_payload(delivery: Delivery, at: datetime) -> str:
     )
 
 
-def receipts_create(deliveries: Iterable[Delivery]) -> list[int]:
-    """Put a receipt in the outbox for each finished delivery of an app with a live webhook."""
+def receipts_create(deliveries: Iterable[Delivery], *, claim: bool = False) -> list[Receipt]:
+    """Put a receipt in the outbox for each finished delivery of an app with a live webhook.
+
+    Unclaimed, they are queued for a receipts task. Claimed (`claim=True`), they are leased to
+    the caller, which POSTs them with `receipts_post` once its transaction has committed: no
+    queue round trip, so a receipt follows its delivery at once. If the caller dies first, the
+    lease runs out and the sweeper queues them like any other.
+    """
     deliveries = list(deliveries)
     app_ids = {d.app_id for d in deliveries}
     live = set(
@@ -64,6 +71,7 @@ def receipts_create(deliveries: Iterable[Delivery]) -> list[int]:
         .values_list("app_id", flat=True)
     )
     now = timezone.now()
+    lease = {"status": ReceiptStatus.SENDING, "attempts": 1, "claimed_until": outbox_lease(now)}
     receipts = [
         Receipt(
             app_id=d.app_id,
@@ -73,14 +81,15 @@ def receipts_create(deliveries: Iterable[Delivery]) -> list[int]:
             created_at=now,
             next_attempt_at=now,
             enqueued_at=now,
+            **(lease if claim else {}),
         )
         for d in deliveries
         if d.app_id in live
     ]
-    Receipt.objects.bulk_create(receipts, batch_size=1000)
-    ids = [r.id for r in receipts]
-    receipts_enqueue(ids)
-    return ids
+    objects_insert(receipts)
+    if not claim:
+        receipts_enqueue([r.id for r in receipts])
+    return receipts
 
 
 def receipts_claim(receipt_ids: list[int], *, now: datetime | None = None) -> list[int]:
@@ -95,11 +104,17 @@ def receipts_claim(receipt_ids: list[int], *, now: datetime | None = None) -> li
 
 
 def receipts_send(receipt_ids: list[int]) -> dict[str, int]:
-    """POST a chunk of receipts to their webhooks and record what each answered."""
+    """Claim a chunk of queued receipts, POST them and record what each answered."""
     claimed = receipts_claim(receipt_ids)
     if not claimed:
         return {}
-    receipts = list(Receipt.objects.filter(id__in=claimed))
+    return receipts_post(list(Receipt.objects.filter(id__in=claimed)))
+
+
+def receipts_post(receipts: list[Receipt]) -> dict[str, int]:
+    """POST claimed receipts to their webhooks and record what each answered."""
+    if not receipts:
+        return {}
     # One app whose webhook secret cannot be read must not hold up the others' receipts.
     configs, unreadable = outbox_isolate(_configs_load, list({r.app_id for r in receipts}))
     broken = [
@@ -146,15 +161,17 @@ def receipts_record(
     counts = {"delivered": 0, "retry": 0, "failed": len(stopped)}
     gone_apps: set[Any] = set()
     with transaction.atomic():
-        ReceiptAttempt.objects.bulk_create(
-            ReceiptAttempt(
-                receipt=receipt,
-                at=now,
-                status_code=result.status_code,
-                error=result.outcome.error or "",
-                duration_ms=result.duration_ms,
-            )
-            for receipt, result in results
+        objects_insert(
+            [
+                ReceiptAttempt(
+                    receipt=receipt,
+                    at=now,
+                    status_code=result.status_code,
+                    error=result.outcome.error or "",
+                    duration_ms=result.duration_ms,
+                )
+                for receipt, result in results
+            ]
         )
         same: dict[tuple, list[int]] = defaultdict(list)
         for receipt, result in results:

@@ -178,9 +178,10 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 class SubscriptionInvalid(ValueError):
     """A malformed PushSubscription: `field` names the part at fault (``keys.p256dh``)."""
 
-    def __init__(self, field: str, reason: str) -> None:
+    def __init__(self, field: str, reason: str, *, refused: bool = False) -> None:
         super().__init__(f"{field}: {reason}")
         self.field, self.reason = field, reason
+        self.refused = refused  # the endpoint is well-formed but not allowed (SSRF guard)
 
 
 def validate_subscription(
@@ -205,7 +206,7 @@ def validate_subscription(
     try:
         (policy or OutboundPolicy()).check_url(endpoint, resolve=False)
     except OutboundRefused as exc:
-        raise SubscriptionInvalid("endpoint", exc.reason) from None
+        raise SubscriptionInvalid("endpoint", exc.reason, refused=True) from None
     expiration = value.get("expirationTime")
     if isinstance(expiration, float) and expiration.is_integer():
         expiration = int(expiration)
@@ -311,22 +312,20 @@ class WebPushTransport:
 
     async def send(self, vapid: VapidKey, subscription: dict, message: PushMessage) -> Outcome:
         """Encrypt and send one message to one subscription; never raises for provider errors."""
-        endpoint = subscription.get("endpoint") if isinstance(subscription, dict) else None
-        if not isinstance(endpoint, str):
-            return _local("invalid_subscription", "endpoint: required")
+        if not isinstance(subscription, dict):
+            return _local("invalid_subscription", "subscription: must be a JSON object")
         try:
-            self._policy.check_url(endpoint, resolve=False)
-        except OutboundRefused as exc:
+            valid = validate_subscription(subscription, self._policy)
+        except SubscriptionInvalid as exc:
+            if not exc.refused:
+                return _local("invalid_subscription", str(exc))
             logger.warning(
                 "WebPush: endpoint refused for notification %s: %s",
                 message.notification_id,
                 exc.reason,
             )
             return _local("endpoint_refused", exc.reason)
-        try:
-            valid = validate_subscription(subscription, self._policy)
-        except ValueError as exc:
-            return _local("invalid_subscription", str(exc))
+        endpoint = valid["endpoint"]
         payload = build_payload(message)
         if len(payload) > MAX_PAYLOAD:
             return _local(

@@ -16,9 +16,9 @@ from django.conf import settings
 from django.utils import timezone
 from django_q.models import OrmQ
 
-from keymaster.crypto import lookup_hmac
 from push.models import DELIVERY_FINAL, Delivery, DeliveryStatus, Device, Receipt, ReceiptStatus
 from push.tasks import sweep
+from tests.factories import fcm_device
 from tests.figures import figures_record
 from tests.workers import wait_until, worker_env, worker_start
 
@@ -85,17 +85,7 @@ class Qcluster:
 def fcm_devices(app: Any, user: Any, prefix: str, count: int) -> list[str]:
     """Register `count` FCM devices of `user` in `app` at once; return their tokens."""
     tokens = [f"{prefix}-{n:05d}-" + "x" * 30 for n in range(count)]
-    Device.objects.bulk_create(
-        Device(
-            app=app,
-            user=user,
-            platform="android",
-            transport="fcm",
-            token=token,
-            token_hmac=lookup_hmac("fcm:" + token),
-        )
-        for token in tokens
-    )
+    Device.objects.bulk_create(fcm_device(app, user, token) for token in tokens)
     return tokens
 
 

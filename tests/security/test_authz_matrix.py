@@ -569,8 +569,8 @@ def _receipt(notification_id: str) -> str:
     delivery = Delivery.objects.get(notification_id=notification_id)
     Delivery.objects.filter(pk=delivery.pk).update(status="delivered")
     delivery.refresh_from_db()
-    (receipt_id,) = receipts_create([delivery])
-    return str(receipt_id)
+    (receipt,) = receipts_create([delivery])
+    return str(receipt.id)
 
 
 def _admin_objects(world: dict[str, str], app_x: App, admin_x: User, user_a: User) -> None:

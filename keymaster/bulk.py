@@ -1,0 +1,91 @@
+"""Inserting many new rows in one round trip: PostgreSQL's COPY, `bulk_create` elsewhere.
+
+`bulk_create` spends most of a 500-notification send building its INSERT: every value goes
+through the SQL compiler and into a text array for UNNEST (bench/README.md). COPY takes the
+same values as rows, so on PostgreSQL the instances are written with it instead.
+
+Values that psycopg stores as they are (UUIDs, strings, numbers, booleans, datetimes, in the
+plain Django fields that hold them) are passed straight through; every other field (JSON,
+encrypted text, anything custom) goes through its own `pre_save` and `get_db_prep_save`, as
+`bulk_create` would prepare it, so it is stored the same either way.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from django.db import connection, connections, models
+
+COPY_FROM = 20  # rows
+
+# Exact classes (a subclass may prepare its values, as encrypted fields do).
+_PLAIN = frozenset(
+    {
+        models.UUIDField,
+        models.CharField,
+        models.TextField,
+        models.IntegerField,
+        models.BigIntegerField,
+        models.PositiveIntegerField,
+        models.PositiveSmallIntegerField,
+        models.SmallIntegerField,
+        models.BooleanField,
+        models.DateTimeField,
+        models.AutoField,
+        models.BigAutoField,
+    }
+)
+
+
+def objects_insert(objs: Sequence[models.Model]) -> None:
+    """Insert new instances of one model; auto primary keys are set on them, as bulk_create does.
+
+    On PostgreSQL, from COPY_FROM rows on, they are written with COPY. COPY returns no ids:
+    auto primary keys are first taken from the column's sequence, so they are known (and set)
+    before the rows are written.
+    """
+    if not objs:
+        return
+    model = type(objs[0])
+    # COPY costs a round trip of its own to start: a few rows go faster as one INSERT.
+    if connection.vendor != "postgresql" or len(objs) < COPY_FROM:
+        model.objects.bulk_create(objs, batch_size=1000)
+        return
+    meta = model._meta
+    pk = meta.pk
+    auto_pk = isinstance(pk, models.AutoField | models.BigAutoField | models.SmallAutoField)
+    missing = [obj for obj in objs if obj.pk is None] if auto_pk else []
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        if missing:
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                [meta.db_table, pk.column, len(missing)],
+            )
+            for obj, (value,) in zip(missing, cursor.fetchall(), strict=True):
+                obj.pk = value
+        fields = meta.concrete_fields
+        values = [_value_of(field) for field in fields]
+        columns = ", ".join(quote(field.column) for field in fields)
+        sql = f"COPY {quote(meta.db_table)} ({columns}) FROM STDIN"
+        # The psycopg cursor under Django's wrapper: COPY is psycopg's API, not the DB-API's.
+        with cursor.cursor.copy(sql) as copy:
+            for obj in objs:
+                copy.write_row([value(obj) for value in values])
+    for obj in objs:
+        obj._state.adding = False
+        obj._state.db = connection.alias
+
+
+def _value_of(field: models.Field) -> Callable[[models.Model], Any]:
+    """How to read `field` of an instance as the value to store."""
+    plain = type(field) in _PLAIN or (
+        type(field) is models.ForeignKey and type(field.target_field) in _PLAIN
+    )
+    if not plain or getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+        db = connections[connection.alias]  # the real wrapper, not the per-access proxy
+        return lambda obj: field.get_db_prep_save(field.pre_save(obj, True), db)
+    # Choices members are str and int subclasses, which psycopg stores as their values.
+    return operator.attrgetter(field.attname)
