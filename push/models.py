@@ -146,6 +146,24 @@ class Notification(models.Model):
         return self.created_at + timezone.timedelta(seconds=self.ttl)
 
 
+def outbox_indexes(name: str, waiting: str, sending: str) -> list[models.Index]:
+    """The sweeper's indexes on an outbox table (push.services.outbox): due rows, stale claims.
+
+    Partial: only the rows the sweeper looks for. A prepared statement's generic plan for
+    "id IN (...) AND status = $1" cannot use them either, so claims and roll-ups keep to the
+    primary key; with one (status, next_attempt_at) index they scanned the entry of every
+    queued row, each time (bench/README.md).
+    """
+    return [
+        models.Index(
+            fields=["next_attempt_at"], condition=models.Q(status=waiting), name=f"{name}_due"
+        ),
+        models.Index(
+            fields=["claimed_until"], condition=models.Q(status=sending), name=f"{name}_claimed"
+        ),
+    ]
+
+
 class DeliveryStatus(models.TextChoices):
     QUEUED = "queued"  # waiting for a worker (first attempt or a retry at next_attempt_at)
     SENDING = "sending"  # claimed by a worker until claimed_until
@@ -185,8 +203,7 @@ class Delivery(models.Model):
 
     class Meta:
         indexes = [
-            # The sweeper: queued deliveries that are due, and claims that went stale.
-            models.Index(fields=["status", "next_attempt_at"], name="delivery_due"),
+            *outbox_indexes("delivery", DeliveryStatus.QUEUED, DeliveryStatus.SENDING),
             # The Console's 14-day chart by outcome.
             models.Index(fields=["app", "created_at"], name="delivery_app_day"),
         ]
@@ -225,8 +242,7 @@ class Receipt(models.Model):
 
     class Meta:
         indexes = [
-            # The sweeper: pending receipts that are due, and stale claims.
-            models.Index(fields=["status", "next_attempt_at"], name="receipt_due"),
+            *outbox_indexes("receipt", ReceiptStatus.PENDING, ReceiptStatus.SENDING),
             # The Console's recent receipts of one app.
             models.Index(fields=["app", "-created_at"], name="receipt_app_recent"),
         ]
