@@ -323,8 +323,12 @@ def _soak_summary(
     data: dict[str, Any],
 ) -> dict[str, Any]:
     growth = {}
+    warmup = min(60.0, seconds / 10)
     for key, points in series.items():
-        warm = [rss for t, rss in points if t >= min(60.0, seconds / 10)]
+        # From each process's own warm-up on: django-q2 recycles workers, and one started late
+        # in the soak is still loading its modules at its first sample.
+        born = points[0][0] if points else 0.0
+        warm = [rss for t, rss in points if t >= born + warmup]
         if len(warm) >= 2:
             growth[key] = {
                 "after_warmup_mb": round(warm[0], 1),
