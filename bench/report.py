@@ -145,13 +145,21 @@ def table(results: dict[str, Any]) -> str:
 
 
 def plots(results: dict[str, Any], directory: Path, stem: str) -> list[str]:
-    """Draw the three PNGs; return their file names."""
+    """Draw a PNG for each part the results have; return their file names."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     written: list[str] = []
+
+    def save(fig: Any, kind: str) -> None:
+        fig.tight_layout()
+        name = f"{stem}-{kind}.png"
+        fig.savefig(directory / name, dpi=110)
+        plt.close(fig)
+        written.append(name)
+
     accept = results.get("accept")
     if accept and accept["single"]:
         fig, left = plt.subplots(figsize=(7, 4))
@@ -169,11 +177,7 @@ def plots(results: dict[str, Any], directory: Path, stem: str) -> list[str]:
         left.legend(loc="upper left")
         right.legend(loc="lower right")
         left.set_title("Keymaster accept: throughput and latency vs offered load")
-        fig.tight_layout()
-        name = f"{stem}-accept.png"
-        fig.savefig(directory / name, dpi=110)
-        plt.close(fig)
-        written.append(name)
+        save(fig, "accept")
     half = results.get("delivery", {}).get("mixed_half") or results.get("delivery", {}).get(
         "mixed_max"
     )
@@ -192,11 +196,7 @@ def plots(results: dict[str, Any], directory: Path, stem: str) -> list[str]:
         axis.set_ylabel("fraction of messages")
         axis.set_title(f"Delivery latency CDF at {_fmt(half.get('offered_rate'))} notifications/s")
         axis.legend(fontsize=7)
-        fig.tight_layout()
-        name = f"{stem}-latency-cdf.png"
-        fig.savefig(directory / name, dpi=110)
-        plt.close(fig)
-        written.append(name)
+        save(fig, "latency-cdf")
     bars = results.get("comparison")
     if bars:
         fig, axis = plt.subplots(figsize=(7, 4))
@@ -209,11 +209,7 @@ def plots(results: dict[str, Any], directory: Path, stem: str) -> list[str]:
         axis.set_ylabel("messages / s")
         axis.set_title("Delivery throughput: Keymaster vs peer vs floor (same fakes, same box)")
         axis.legend()
-        fig.tight_layout()
-        name = f"{stem}-comparison.png"
-        fig.savefig(directory / name, dpi=110)
-        plt.close(fig)
-        written.append(name)
+        save(fig, "comparison")
     soak = results.get("soak")
     if soak and soak.get("series"):
         fig, axis = plt.subplots(figsize=(7, 4))
@@ -223,9 +219,5 @@ def plots(results: dict[str, Any], directory: Path, stem: str) -> list[str]:
         axis.set_ylabel("RSS MB")
         axis.set_title("Soak: RSS per process")
         axis.legend(fontsize=6)
-        fig.tight_layout()
-        name = f"{stem}-soak-rss.png"
-        fig.savefig(directory / name, dpi=110)
-        plt.close(fig)
-        written.append(name)
+        save(fig, "soak-rss")
     return written

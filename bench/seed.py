@@ -17,9 +17,9 @@ from accounts.models import App, Enrollment, User
 from accounts.services import app_create
 from accounts.tokens import client_token_issue
 from bench.stack import Fakes
-from keymaster.crypto import lookup_hmac
 from push.models import Device, Platform, PushConfig, Transport
 from push.services.config import push_config_update
+from push.services.devices import device_token_hmac
 
 
 @dataclass
@@ -69,12 +69,12 @@ def seed_app(
         if fcm:
             token = f"bench-{stamp}-{n:07d}-" + "f" * 100
             seeded.fcm_token_of[str(user.id)] = token
-            devices.append(_device(app, user, Platform.ANDROID, Transport.FCM, token, "fcm:"))
+            devices.append(_device(app, user, Platform.ANDROID, Transport.FCM, token))
         if webpush:
             sub = subscriptions[n]
             seeded.subscription_of[str(user.id)] = sub["endpoint"].rsplit("/", 1)[-1]
             text = json.dumps({"endpoint": sub["endpoint"], "keys": sub["keys"]})
-            devices.append(_device(app, user, Platform.WEB, Transport.WEBPUSH, text, "webpush:"))
+            devices.append(_device(app, user, Platform.WEB, Transport.WEBPUSH, text))
     with transaction.atomic():
         User.objects.bulk_create(people, batch_size=2000)
         Enrollment.objects.bulk_create(
@@ -84,15 +84,14 @@ def seed_app(
     return seeded
 
 
-def _device(app: App, user: User, platform: str, transport: str, token: str, prefix: str) -> Device:
-    dedupe = prefix + (json.loads(token)["endpoint"] if transport == Transport.WEBPUSH else token)
+def _device(app: App, user: User, platform: str, transport: str, token: str) -> Device:
     return Device(
         app=app,
         user=user,
         platform=platform,
         transport=transport,
         token=token,
-        token_hmac=lookup_hmac(dedupe),
+        token_hmac=device_token_hmac(transport, token),
     )
 
 

@@ -75,8 +75,8 @@ def register(user: User, app: App, token: str | dict | None = None, platform: st
 
 def fcm_device(app: App, user: User, token: str) -> "Device":  # noqa: F821, UP037
     """An unsaved FCM device holding `token`, stored as registration stores it (many at once)."""
-    from keymaster.crypto import lookup_hmac
     from push.models import Device
+    from push.services.devices import device_token_hmac
 
     return Device(
         app=app,
@@ -84,5 +84,5 @@ def fcm_device(app: App, user: User, token: str) -> "Device":  # noqa: F821, UP0
         platform="android",
         transport="fcm",
         token=token,
-        token_hmac=lookup_hmac("fcm:" + token),
+        token_hmac=device_token_hmac("fcm", token),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import psycopg
 import pytest
 from django.db import connection
 from django.utils import timezone
@@ -42,11 +43,22 @@ def _stored(ids: list) -> list[tuple]:
 
 
 @pytest.mark.parametrize("count", [1, ROWS])
-def test_rows_match_what_bulk_create_stores(count):
+def test_rows_match_what_bulk_create_stores(count, monkeypatch):
     app, user = make_push_app(), make_user()
     copied = _notifications(app, user, "a")[:count]
     created = _notifications(app, user, "b")[:count]
+    copies = []
+    real_copy = psycopg.Cursor.copy
+
+    def copy(cursor, statement, *args, **kwargs):
+        copies.append(statement)
+        return real_copy(cursor, statement, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "copy", copy)
     objects_insert(copied)
+    # COPY from COPY_FROM rows on, and only on PostgreSQL; one INSERT otherwise.
+    on_postgres = connection.vendor == "postgresql"
+    assert len(copies) == (1 if on_postgres and count >= COPY_FROM else 0)
     Notification.objects.bulk_create(created)
     mine = [(row[0][2:], *row[1:]) for row in _stored([n.id for n in copied])]
     theirs = [(row[0][2:], *row[1:]) for row in _stored([n.id for n in created])]

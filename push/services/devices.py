@@ -49,10 +49,19 @@ def app_with_push_enabled(app_id: Any) -> App:
     return config.app
 
 
-def push_token_parse(
-    platform: str, push_token: Any, field: str = "push_token"
-) -> tuple[str, str, str]:
-    """Return (transport, stored token, dedupe key) for a registration, or raise 400.
+def device_token_hmac(transport: str, token: str) -> str:
+    """The HMAC a stored token is found again by (the unique key of a device in its app).
+
+    For Web Push, of the endpoint alone: a browser that re-subscribes gets new keys, and keeps
+    its device.
+    """
+    if transport == Transport.WEBPUSH:
+        return lookup_hmac("webpush:" + json.loads(token)["endpoint"])
+    return lookup_hmac("fcm:" + token)
+
+
+def push_token_parse(platform: str, push_token: Any, field: str = "push_token") -> tuple[str, str]:
+    """Return (transport, stored token) for a registration, or raise 400.
 
     `field` names the token in the request ("" when the body is the subscription itself).
     """
@@ -67,13 +76,12 @@ def push_token_parse(
         except SubscriptionInvalid as exc:
             name = f"{field}.{exc.field}" if field else exc.field
             raise InvalidInput({name: [exc.reason]}) from None
-        # One device per push endpoint: a browser that re-subscribes gets new keys, same device.
-        return Transport.WEBPUSH, json.dumps(subscription), "webpush:" + subscription["endpoint"]
+        return Transport.WEBPUSH, json.dumps(subscription)
     if not isinstance(push_token, str) or not _FCM_TOKEN.fullmatch(push_token):
         raise InvalidInput(
             {"push_token": ["Must be an FCM registration token or a Web Push subscription."]}
         )
-    return Transport.FCM, push_token, "fcm:" + push_token
+    return Transport.FCM, push_token
 
 
 def _registration_take(user: User) -> None:
@@ -97,14 +105,14 @@ def device_register(
     request_field: str = "push_token",
 ) -> tuple[Device, bool]:
     """Register a device, or refresh the one with the same token; return it and if it is new."""
-    transport, token, dedupe = push_token_parse(platform, push_token, request_field)
+    transport, token = push_token_parse(platform, push_token, request_field)
     app = app_with_push_enabled(app_id)
     if auto_enroll:
         Enrollment.objects.get_or_create(app=app, user=user)
     elif not user_is_enrolled(app, user):
         raise NotEnrolled("You are not enrolled in this app.")
     _registration_take(user)
-    token_hmac = lookup_hmac(dedupe)
+    token_hmac = device_token_hmac(transport, token)
     now = timezone.now()
     new_id = uuid.uuid4()
     with transaction.atomic():

@@ -6,8 +6,13 @@ and never decide what an outcome does to a device. The delivery task does that.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class OutcomeKind(StrEnum):
@@ -56,7 +61,30 @@ def outcome_for_bug(exc: BaseException, *, redact: str = "") -> Outcome:
     It is retried like a transient error, so a fixed bug or a restored key lets it through,
     and fails for good once its attempts run out; `redact` (a push token) is kept out of it.
     """
-    detail = f"{type(exc).__name__}: {exc}"
-    if redact:
-        detail = detail.replace(redact, f"...{redact[-6:]}")
-    return Outcome(OutcomeKind.RETRY, "internal_error", detail[:200])
+    detail = redacted(f"{type(exc).__name__}: {exc}", redact)
+    return Outcome(OutcomeKind.RETRY, "internal_error", detail)
+
+
+def redacted(text: str, secret: str) -> str:
+    """Shorten `text` for an outcome's detail and keep `secret` (a push token) out of it."""
+    if secret:
+        text = text.replace(secret, f"...{secret[-6:]}")
+    return text[:200]
+
+
+async def gather_each(
+    sends: Iterable[Awaitable[T]], instead: Callable[[int, Exception], T]
+) -> list[T]:
+    """Await every send at once; one that raises gets `instead(index, error)`, in order.
+
+    One message that breaks the code must not lose the answers of the rest of its batch.
+    """
+    results = await asyncio.gather(*sends, return_exceptions=True)
+    answers: list[T] = []
+    for index, result in enumerate(results):
+        if isinstance(result, Exception):
+            result = instead(index, result)
+        elif isinstance(result, BaseException):  # cancellation, KeyboardInterrupt: not ours
+            raise result
+        answers.append(result)
+    return answers

@@ -29,7 +29,14 @@ from google.auth import exceptions as auth_exceptions
 from google.auth.transport.requests import Request as GoogleAuthRequest
 from google.oauth2 import service_account
 
-from push.transports.base import Outcome, OutcomeKind, PushMessage, outcome_for_bug
+from push.transports.base import (
+    Outcome,
+    OutcomeKind,
+    PushMessage,
+    gather_each,
+    outcome_for_bug,
+    redacted,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -251,7 +258,7 @@ def outcome_for_response(
         floor = MIN_RETRY_AFTER.get(key)
         if floor is not None:
             retry_after = max(retry_after or 0.0, floor)
-    return Outcome(kind, error_name, _redact(detail, token), retry_after)
+    return Outcome(kind, error_name, redacted(detail, token), retry_after)
 
 
 def _google_error(content: bytes) -> dict[str, Any]:
@@ -298,13 +305,6 @@ def _parse_retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
-
-
-def _redact(text: str, token: str) -> str:
-    """Shorten `text` and keep the push token out of it (error messages may echo values)."""
-    if token:
-        text = text.replace(token, f"...{token[-6:]}")
-    return text[:200]
 
 
 def _auth_outcome(exc: Exception, credential: FcmCredential) -> Outcome:
@@ -384,7 +384,7 @@ class FcmTransport:
                 detail = f"no answer within {self._timeout:g}s ({type(exc).__name__})"
                 return Outcome(ERROR_TABLE["timeout"], "timeout", detail)
             except aiohttp.ClientError as exc:
-                detail = _redact(f"{type(exc).__name__}: {exc}", token)
+                detail = redacted(f"{type(exc).__name__}: {exc}", token)
                 return Outcome(ERROR_TABLE["connection_error"], "connection_error", detail)
         return outcome_for_response(status, answer_headers, content, token=token)
 
@@ -392,22 +392,16 @@ class FcmTransport:
         self, credential: FcmCredential, items: list[tuple[str, PushMessage]]
     ) -> list[Outcome]:
         """Send each (token, message) concurrently; return the outcomes in the same order."""
+
+        def instead(index: int, exc: Exception) -> Outcome:
+            token, message = items[index]
+            logger.error(
+                "FCM: unexpected error for notification %s", message.notification_id, exc_info=exc
+            )
+            return outcome_for_bug(exc, redact=token)
+
         sends = (self.send(credential, token, message) for token, message in items)
-        results = await asyncio.gather(*sends, return_exceptions=True)
-        outcomes: list[Outcome] = []
-        for (token, message), result in zip(items, results, strict=True):
-            if isinstance(result, Exception):
-                # One message that breaks the code must not lose the rest of the batch.
-                logger.error(
-                    "FCM: unexpected error for notification %s",
-                    message.notification_id,
-                    exc_info=result,
-                )
-                result = outcome_for_bug(result, redact=token)
-            elif isinstance(result, BaseException):
-                raise result
-            outcomes.append(result)
-        return outcomes
+        return await gather_each(sends, instead)
 
     async def aclose(self) -> None:
         """Close the pooled connections."""

@@ -9,7 +9,6 @@ See https://www.standardwebhooks.com/ (spec) and https://github.com/standard-web
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -20,7 +19,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from push.outbound import OutboundPolicy, OutboundRefused, guarded_session
-from push.transports.base import Outcome, OutcomeKind, outcome_for_bug
+from push.transports.base import Outcome, OutcomeKind, gather_each, outcome_for_bug
 from push.transports.webpush import parse_retry_after
 
 logger = logging.getLogger(__name__)
@@ -139,17 +138,12 @@ class WebhookTransport:
 
     async def send_many(self, calls: list[WebhookCall]) -> list[WebhookResult]:
         """POST receipts concurrently; results in the same order."""
-        results = await asyncio.gather(*(self.send(call) for call in calls), return_exceptions=True)
-        answered: list[WebhookResult] = []
-        for call, result in zip(calls, results, strict=True):
-            if isinstance(result, Exception):
-                # One receipt that breaks the code must not lose the rest of the batch.
-                logger.error("Webhook: unexpected error for %s", call.webhook_id, exc_info=result)
-                result = WebhookResult(outcome_for_bug(result), None, 0)
-            elif isinstance(result, BaseException):
-                raise result
-            answered.append(result)
-        return answered
+
+        def instead(index: int, exc: Exception) -> WebhookResult:
+            logger.error("Webhook: unexpected error for %s", calls[index].webhook_id, exc_info=exc)
+            return WebhookResult(outcome_for_bug(exc), None, 0)
+
+        return await gather_each((self.send(call) for call in calls), instead)
 
     async def aclose(self) -> None:
         if self._session is not None:

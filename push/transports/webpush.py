@@ -32,7 +32,13 @@ from pywebpush import WebPusher
 from yarl import URL
 
 from push.outbound import OutboundPolicy, OutboundRefused, guarded_session
-from push.transports.base import Outcome, OutcomeKind, PushMessage, outcome_for_bug
+from push.transports.base import (
+    Outcome,
+    OutcomeKind,
+    PushMessage,
+    gather_each,
+    outcome_for_bug,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -410,21 +416,14 @@ class WebPushTransport:
         self, vapid: VapidKey, items: list[tuple[dict, PushMessage]]
     ) -> list[Outcome]:
         """Send many messages concurrently (bounded by max_in_flight); outcomes in order."""
-        results = await asyncio.gather(
-            *(self.send(vapid, sub, msg) for sub, msg in items), return_exceptions=True
-        )
-        outcomes: list[Outcome] = []
-        for (subscription, _), result in zip(items, results, strict=True):
-            if isinstance(result, Outcome):
-                outcomes.append(result)
-            elif isinstance(result, Exception):
-                # One bug must not lose the outcomes of the rest of the batch.
-                logger.error("WebPush: unexpected error", exc_info=result)
-                endpoint = subscription.get("endpoint") if isinstance(subscription, dict) else ""
-                outcomes.append(outcome_for_bug(result, redact=str(endpoint or "")))
-            else:
-                raise result
-        return outcomes
+
+        def instead(index: int, exc: Exception) -> Outcome:
+            logger.error("WebPush: unexpected error", exc_info=exc)
+            subscription = items[index][0]
+            endpoint = subscription.get("endpoint") if isinstance(subscription, dict) else ""
+            return outcome_for_bug(exc, redact=str(endpoint or ""))
+
+        return await gather_each((self.send(vapid, sub, msg) for sub, msg in items), instead)
 
     async def aclose(self) -> None:
         """Close the HTTP session."""

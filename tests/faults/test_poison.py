@@ -18,6 +18,7 @@ from push.models import (
     Notification,
     Receipt,
 )
+from push.services.devices import device_token_hmac
 from push.services.notifications import NotificationDraft, notifications_send
 from push.tasks import sweep
 from tests.factories import enroll, make_push_app, make_user
@@ -63,7 +64,7 @@ def test_poison_rows_fail_alone_after_their_attempts(
     enroll(other, other_user)
     good = fcm_devices(app, user, "poison-good", 40)
     other_good = fcm_devices(other, other_user, "poison-other", 10)
-    unreadable = Device.objects.get(token_hmac=lookup_hmac("fcm:" + good.pop()))
+    unreadable = Device.objects.get(token_hmac=device_token_hmac("fcm", good.pop()))
     corrupt = _corrupt_subscription_device(app, user)
     notifications_send(app=app, drafts=[NotificationDraft(user_id=user.id, title="t", body="b")])
     [other_notification], _ = notifications_send(

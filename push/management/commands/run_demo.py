@@ -19,9 +19,9 @@ from django.core.management.base import BaseCommand
 
 from accounts.models import App, User
 from accounts.services import app_create, enrollment_add, user_create
-from keymaster.crypto import lookup_hmac
 from push.models import Device, Platform, Transport
 from push.services.config import push_config_for
+from push.services.devices import device_token_hmac
 
 DEMO_DIR = Path(settings.BASE_DIR) / ".demo"
 PORTS = {"web": 8000, "fcm": 9091, "webpush": 9092, "webhook": 9093}
@@ -138,14 +138,9 @@ class Command(BaseCommand):
         )
         subscription = json.dumps(answer.json())
         token = f"demo-fcm-token-{os.urandom(8).hex()}"
-        for platform, transport, value, key in [
-            (
-                Platform.WEB,
-                Transport.WEBPUSH,
-                subscription,
-                "webpush:" + json.loads(subscription)["endpoint"],
-            ),
-            (Platform.ANDROID, Transport.FCM, token, "fcm:" + token),
+        for platform, transport, value in [
+            (Platform.WEB, Transport.WEBPUSH, subscription),
+            (Platform.ANDROID, Transport.FCM, token),
         ]:
             Device.objects.create(
                 app=app,
@@ -153,7 +148,7 @@ class Command(BaseCommand):
                 platform=platform,
                 transport=transport,
                 token=value,
-                token_hmac=lookup_hmac(key),
+                token_hmac=device_token_hmac(transport, value),
                 label=f"Demo {platform} device",
             )
 
