@@ -116,29 +116,55 @@ def send_users(
     return summary
 
 
-def wait_done(seeded: SeededApp, *, timeout: float, drive_sweep: bool) -> dict[str, Any]:
-    """Wait until every delivery of the app is final and every receipt is delivered."""
+def wait_done(
+    seeded: SeededApp,
+    *,
+    timeout: float,
+    drive_sweep: bool,
+    fakes: Any = None,
+    since: datetime | None = None,
+) -> dict[str, Any]:
+    """Wait until every delivery of the app is final and every receipt is delivered.
+
+    With `fakes` and `since` (when this run's sends began), the harness first waits for the
+    webhook fake to have as many receipts as the run has deliveries, which costs the database
+    nothing, and asks the database only then (or every 5 s). Counting the app's open rows four
+    times a second read every row of it each time: up to a third of PostgreSQL's CPU in a
+    40,000-delivery run, charged to Keymaster and taken from it.
+    """
     app = seeded.app
     start = time.monotonic()
-    last_sweep = 0.0
-    open_deliveries = Delivery.objects.filter(
-        app=app, status__in=[DeliveryStatus.QUEUED, DeliveryStatus.SENDING]
-    )
-    open_receipts = Receipt.objects.filter(
-        app=app, status__in=[ReceiptStatus.PENDING, ReceiptStatus.SENDING]
-    )
+    last_sweep = next_check = 0.0
+    expected = None
+    if fakes is not None and since is not None:
+        expected = Delivery.objects.filter(app=app, created_at__gte=since).count()
     while True:
-        waiting = open_deliveries.count()
-        receipts = open_receipts.count() if not waiting else -1
-        if waiting == 0 and receipts == 0:
-            return {"timed_out": False, "seconds": round(time.monotonic() - start, 2)}
-        if time.monotonic() - start > timeout:
-            return {"timed_out": True, "open_deliveries": waiting, "open_receipts": receipts}
-        if drive_sweep and time.monotonic() - last_sweep >= 1.0:
+        now = time.monotonic()
+        if expected is None or now >= next_check or _receipts_at_fake(fakes) >= expected:
+            waiting = _open_count(Delivery, app, DeliveryStatus.QUEUED, DeliveryStatus.SENDING)
+            receipts = -1
+            if not waiting:
+                receipts = _open_count(Receipt, app, ReceiptStatus.PENDING, ReceiptStatus.SENDING)
+            if waiting == 0 and receipts == 0:
+                return {"timed_out": False, "seconds": round(time.monotonic() - start, 2)}
+            if now - start > timeout:
+                return {"timed_out": True, "open_deliveries": waiting, "open_receipts": receipts}
+            next_check = now + 5.0
+        if drive_sweep and now - last_sweep >= 1.0:
             # The scheduled sweeper runs every minute; retries here are due within seconds.
             sweep()
             last_sweep = time.monotonic()
         time.sleep(0.25)
+
+
+def _open_count(model: Any, app: Any, *statuses: str) -> int:
+    # One status at a time: each has its partial index (push.models.outbox_indexes), so this
+    # reads only the rows still in flight, not every row the app has.
+    return sum(model.objects.filter(app=app, status=status).count() for status in statuses)
+
+
+def _receipts_at_fake(fakes: Any) -> int:
+    return fakes.control("webhook", "stats", get=True)["requests"]
 
 
 def collect(ctx: Context, seeded: SeededApp) -> dict[str, Any]:
@@ -369,7 +395,13 @@ def delivery_run(
     started = timezone.now()
     with Meter(ctx) as meter:
         accept = send_users(ctx, seeded, seeded.user_ids, rate=rate, burst=burst, tag=tag)
-        done = wait_done(seeded, timeout=timeout, drive_sweep=bool(faults))
+        done = wait_done(
+            seeded,
+            timeout=timeout,
+            drive_sweep=bool(faults),
+            fakes=ctx.stack.fakes,
+            since=started,
+        )
     result = account(seeded, collect(ctx, seeded))
     if faults:
         ctx.stack.fakes.reset()

@@ -80,6 +80,10 @@ _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052 well-known prefix
 # because inet_aton itself ignores anything after a space ("127.0.0.1 x" parses).
 _INET_ATON_FORM = re.compile(r"(?:0[xX][0-9a-fA-F]*|[0-9]+)(?:\.(?:0[xX][0-9a-fA-F]*|[0-9]+)){0,3}")
 _HOST_NAME = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*")
+_CONTROL = re.compile(r"[\x00-\x20\x7f]")
+# The scheme and authority of a URL, as `_parse_url` splits them: all a check without DNS sees.
+_ORIGIN = re.compile(r"[^:/?#]*://[^/?#]*")
+_VERDICTS_KEPT = 4096
 
 
 class OutboundRefused(ValueError):
@@ -167,6 +171,9 @@ class OutboundPolicy:
                     f"OUTBOUND_ALLOWED_HOSTS: {raw.strip()!r} is not a host name, address or CIDR"
                 )
             self._names.add(entry)
+        # Verdicts of checks without DNS, by origin: every delivery and receipt checks its
+        # URL, and a worker sees few origins. A pure function of the text and this policy.
+        self._verdicts: dict[str, str] = {}
 
     @classmethod
     def from_settings(cls) -> OutboundPolicy:
@@ -201,6 +208,27 @@ class OutboundPolicy:
         With `unresolvable_ok`, a name that does not resolve (yet) passes: configuration time
         refuses names that resolve inside, delivery time resolves again through the guard.
         """
+        origin = None if resolve else _origin(url)
+        if origin is not None:
+            verdict = self._verdicts.get(origin)
+            if verdict is None:
+                verdict = self._verdict(url)
+                if len(self._verdicts) >= _VERDICTS_KEPT:
+                    self._verdicts.clear()
+                self._verdicts[origin] = verdict
+            if verdict:
+                raise OutboundRefused(verdict)
+            return
+        self._check(url, resolve=resolve, unresolvable_ok=unresolvable_ok)
+
+    def _verdict(self, url: str) -> str:
+        try:
+            self._check(url, resolve=False)
+        except OutboundRefused as exc:
+            return exc.reason
+        return ""
+
+    def _check(self, url: str, *, resolve: bool, unresolvable_ok: bool = False) -> None:
         parsed = _parse_url(url)
         host = parsed.raw_host or ""
         ip = parse_ip_literal(host)
@@ -223,10 +251,18 @@ class OutboundPolicy:
                 self.check_address(host, address)
 
 
+def _origin(url: str) -> str | None:
+    # None (no shortcut) for anything `_parse_url` must look at whole.
+    if not isinstance(url, str) or _CONTROL.search(url):
+        return None
+    match = _ORIGIN.match(url)
+    return match.group(0) if match else None
+
+
 def _parse_url(url: str) -> URL:
     if not isinstance(url, str) or not url:
         raise OutboundRefused("URL is empty")
-    if any(ord(c) <= 0x20 or c == "\x7f" for c in url):
+    if _CONTROL.search(url):
         raise OutboundRefused("URL contains whitespace or control characters")
     try:
         # yarl is what aiohttp connects with, so the host checked is the host contacted.

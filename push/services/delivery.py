@@ -67,8 +67,10 @@ class _Job:
     message: PushMessage
 
 
-def deliveries_claim(delivery_ids: list[int], *, now: datetime | None = None) -> list[int]:
-    """Claim the queued, due deliveries among `delivery_ids`; return the ids claimed."""
+def deliveries_claim(
+    delivery_ids: list[int], *, now: datetime | None = None, fill_to: int = 0
+) -> list[int]:
+    """Claim the queued, due deliveries among `delivery_ids`, topped up to `fill_to`."""
     now = now or timezone.now()
     return outbox_claim(
         Delivery,
@@ -76,13 +78,14 @@ def deliveries_claim(delivery_ids: list[int], *, now: datetime | None = None) ->
         waiting=DeliveryStatus.QUEUED,
         sending=DeliveryStatus.SENDING,
         now=now,
+        fill_to=fill_to,
         updated_at=now,
     )
 
 
 def deliveries_send(delivery_ids: list[int]) -> dict[str, int]:
-    """Claim, send and record a chunk of deliveries; return counts by outcome."""
-    claimed = deliveries_claim(delivery_ids)
+    """Claim (topped up with other due ones), send and record a chunk; return counts."""
+    claimed = deliveries_claim(delivery_ids, fill_to=settings.PUSH_DELIVERY_CHUNK)
     if not claimed:
         return {}
     deliveries = list(Delivery.objects.filter(id__in=claimed).select_related("notification"))

@@ -179,6 +179,22 @@ def test_running_a_task_twice_sends_once(setup, fake_fcm):
     assert len([m for m in fake_fcm.messages if m.get("token") == token]) == 1
 
 
+def test_a_short_chunk_takes_other_due_deliveries_along(setup, fake_fcm, settings):
+    app, _, user = setup
+    register(user, app)
+    settings.PUSH_DELIVERY_CHUNK = 3
+    ids = [Delivery.objects.get(notification_id=_send(app, user)).id for _ in range(5)]
+    later = timezone.now() + timedelta(minutes=5)
+    Delivery.objects.filter(id=ids[1]).update(next_attempt_at=later)  # a retry, not due yet
+    assert deliveries_send([ids[4]]) == {"delivered": 3, "retry": 0}
+    # The task's own row first, then the oldest due ones; the retry waits for its time.
+    sent = set(Delivery.objects.filter(status="delivered").values_list("id", flat=True))
+    assert sent == {ids[4], ids[0], ids[2]}
+    assert deliveries_send([ids[0], ids[2]]) == {"delivered": 1, "retry": 0}  # ids[3]
+    assert Delivery.objects.get(id=ids[1]).status == "queued"
+    assert deliveries_send([ids[3]]) == {}  # its task comes late and finds nothing to do
+
+
 def test_a_dead_workers_claims_are_taken_back(setup, fake_fcm, monkeypatch, settings):
     app, _, user = setup
     register(user, app)

@@ -143,6 +143,29 @@ def test_check_url_accepts_public_https_without_resolving(url: str) -> None:
     NO_ALLOWLIST.check_url(url, resolve=False)
 
 
+def test_verdicts_without_dns_are_remembered_per_origin_and_never_widened(monkeypatch) -> None:
+    parsed: list[str] = []
+    parse = outbound._parse_url
+    monkeypatch.setattr(outbound, "_parse_url", lambda url: parsed.append(url) or parse(url))
+    policy = OutboundPolicy("")
+    policy.check_url("https://push.example.com/a", resolve=False)
+    policy.check_url("https://push.example.com/b?c#d", resolve=False)
+    assert parsed == ["https://push.example.com/a"]  # the second is the same origin
+    for url in (
+        "https://push.example.com/a b",
+        "https://push.example.com/\n",
+        "https://x@push.example.com/",
+        "http://push.example.com/",
+        "https://push.example.com@127.0.0.1/",
+        "https://push.example.com.127.0.0.1.nip.io:0x7f/",
+    ):
+        with pytest.raises(OutboundRefused):
+            policy.check_url(url, resolve=False)
+    for _ in range(2):
+        with pytest.raises(OutboundRefused, match="loopback"):
+            policy.check_url("https://127.0.0.1/x", resolve=False)
+
+
 def _fake_dns(monkeypatch: pytest.MonkeyPatch, answers: dict[str, list[str]]) -> list[str]:
     asked: list[str] = []
 
