@@ -12,6 +12,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 DEFAULT_DATABASE = "postgres://postgres@127.0.0.1:5432/km_bench"
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("the benchmark needs PostgreSQL: set DATABASE_URL=postgres://...")
     _setup(args.database_url)
 
-    from bench import harness, report
+    from bench import harness
+    from bench.stack import autovacuum_on
 
     scale = harness.SMOKE if args.mode == "smoke" else harness.Scale()
     counts = ("accept_users", "bulk_requests", "provider_users", "mixed_users", "fault_users")
@@ -67,27 +69,45 @@ def main(argv: list[str] | None = None) -> int:
 
     harness.prepare_database(args.database_url)
     progress("database ready")
-    if args.mode == "soak":
-        results = harness.soak(
-            scale,
-            database_url=args.database_url,
-            workdir=workdir,
-            minutes=args.minutes,
-            rate=args.rate,
-            progress=progress,
-        )
-        path = harness.write(
-            results, args.out or harness.RESULTS, f"{time.strftime('%Y-%m-%d')}-soak"
-        )
-        soak = results["soak"]
-        print(f"soak: {soak['rate']} notifications/s for {soak['seconds']:.0f} s; ok={soak['ok']}")
-        for key, growth in soak["rss_growth"].items():
-            before, after = growth["after_warmup_mb"], growth["end_mb"]
-            print(f"  {key}: {before} → {after} MB ({growth['growth_pct']:+.2f}%)")
-        print(f"written {path}")
-        return 0 if soak["ok"] else 1
+    if args.mode == "smoke":
+        return _run(args, scale, workdir, progress, started, "not checked (smoke)")
+    with autovacuum_on(args.database_url) as autovacuum:
+        progress(f"autovacuum: {autovacuum}")
+        if args.mode == "soak":
+            return _soak(args, scale, workdir, progress, autovacuum)
+        return _run(args, scale, workdir, progress, started, autovacuum)
+
+
+def _soak(args: Any, scale: Any, workdir: Path, progress: Any, autovacuum: str) -> int:
+    from bench import harness
+
+    results = harness.soak(
+        scale,
+        database_url=args.database_url,
+        workdir=workdir,
+        minutes=args.minutes,
+        rate=args.rate,
+        progress=progress,
+    )
+    results["meta"]["autovacuum"] = autovacuum
+    path = harness.write(results, args.out or harness.RESULTS, f"{time.strftime('%Y-%m-%d')}-soak")
+    soak = results["soak"]
+    print(f"soak: {soak['rate']} notifications/s for {soak['seconds']:.0f} s; ok={soak['ok']}")
+    for key, growth in soak["rss_growth"].items():
+        before, after = growth["after_warmup_mb"], growth["end_mb"]
+        print(f"  {key}: {before} → {after} MB ({growth['growth_pct']:+.2f}%)")
+    print(f"written {path}")
+    return 0 if soak["ok"] else 1
+
+
+def _run(
+    args: Any, scale: Any, workdir: Path, progress: Any, started: float, autovacuum: str
+) -> int:
+    from bench import harness, report
+
     results = harness.run(scale, database_url=args.database_url, workdir=workdir, progress=progress)
     results["meta"]["wall_seconds"] = round(time.monotonic() - started, 1)
+    results["meta"]["autovacuum"] = autovacuum
     directory = args.out or (harness.RESULTS if args.mode == "run" else workdir)
     path = harness.write(results, directory)
     print()

@@ -11,7 +11,7 @@ import json
 import uuid
 from dataclasses import dataclass, field
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from accounts.models import App, Enrollment, User
 from accounts.services import app_create
@@ -81,6 +81,10 @@ def seed_app(
             [Enrollment(app=app, user=u) for u in people], batch_size=2000
         )
         Device.objects.bulk_create(devices, batch_size=2000)
+    if connection.vendor == "postgresql":
+        # As after any bulk load: the planner's statistics must know these rows are here.
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE accounts_user, accounts_enrollment, push_device")
     return seeded
 
 

@@ -7,6 +7,7 @@ processes (web, workers, postgres backends of that database, fakes, harness) whi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -17,6 +18,7 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +58,34 @@ def database_recreate(url: str) -> None:
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
+
+
+@contextlib.contextmanager
+def autovacuum_on(url: str) -> Iterator[str]:
+    """Run with the server's autovacuum on, as every production server has it; say what was done.
+
+    Some development servers turn it off. Without it the outbox tables are never analysed or
+    vacuumed during a run: the planner works from the empty tables' statistics and every
+    index keeps the entry of each row version since the run began, which is nothing like
+    production. Turned on for the run (ALTER SYSTEM, a superuser's), and back off after.
+    """
+    admin = urlsplit(url)._replace(path="/postgres").geturl()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if conn.execute("SHOW autovacuum").fetchone()[0] == "on":
+            yield "on (the server's own setting)"
+            return
+        try:
+            conn.execute("ALTER SYSTEM SET autovacuum = on")
+            conn.execute("SELECT pg_reload_conf()")
+        except psycopg.Error as exc:
+            yield f"off: the server has it off and it could not be turned on ({exc})"
+            return
+    try:
+        yield "on for this run (the server had it off; turned off again after)"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute("ALTER SYSTEM RESET autovacuum")
+            conn.execute("SELECT pg_reload_conf()")
 
 
 def database_url_of(db: dict[str, Any]) -> str:

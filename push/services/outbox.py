@@ -49,14 +49,16 @@ def outbox_claim(
     end at once, so many small sends cost a few full chunks instead of a task each.
     """
     with transaction.atomic():
-        due = model.objects.select_for_update(skip_locked=True).filter(
-            status=waiting, next_attempt_at__lte=now
-        )
-        claimed = list(due.filter(id__in=ids).values_list("id", flat=True))
+        locked = model.objects.select_for_update(skip_locked=True)
+        # By primary key alone, the rest checked here: with "status = waiting" in the SQL the
+        # planner may read the `{name}_due` index whole instead of looking up `ids`.
+        rows = locked.filter(id__in=ids).values_list("id", "status", "next_attempt_at")
+        claimed = [pk for pk, status, due in rows if status == waiting and due <= now]
         if len(claimed) < fill_to:
-            # The `{name}_due` partial index, in next_attempt_at order: no scan of the table.
-            more = due.exclude(id__in=claimed).order_by("next_attempt_at")
-            claimed += list(more.values_list("id", flat=True)[: fill_to - len(claimed)])
+            # The `{name}_due` index in next_attempt_at order: the oldest due rows first.
+            more = locked.filter(status=waiting, next_attempt_at__lte=now).exclude(id__in=claimed)
+            more = more.order_by("next_attempt_at").values_list("id", flat=True)
+            claimed += list(more[: fill_to - len(claimed)])
         model.objects.filter(id__in=claimed).update(
             status=sending,
             claimed_until=outbox_lease(now),
