@@ -8,6 +8,8 @@ import json
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
@@ -193,6 +195,30 @@ def test_a_short_chunk_takes_other_due_deliveries_along(setup, fake_fcm, setting
     assert deliveries_send([ids[0], ids[2]]) == {"delivered": 1, "retry": 0}  # ids[3]
     assert Delivery.objects.get(id=ids[1]).status == "queued"
     assert deliveries_send([ids[3]]) == {}  # its task comes late and finds nothing to do
+
+
+@pytest.mark.parametrize("retry", [False, True])
+def test_a_chunk_costs_the_same_statements_whatever_its_size(setup, fake_fcm, retry):
+    # Loading fewer fields must never turn into a query per delivery (or per receipt).
+    app, _, user = setup
+
+    def statements(devices: int) -> int:
+        for n in range(devices):
+            token = fcm_token(f"size-{devices}-{n}")
+            register(user, app, token)
+            if retry:
+                fake_fcm.script(token, ["UNAVAILABLE:retry_after=30"])
+        notification_id = _send(app, user)
+        ids = list(
+            Delivery.objects.filter(notification_id=notification_id).values_list("id", flat=True)
+        )
+        with CaptureQueriesContext(connection) as captured:
+            deliveries_send(ids)
+        Device.objects.all().delete()
+        return len(captured)
+
+    # A retry keeps its own jittered time: one UPDATE each, and nothing else per delivery.
+    assert statements(7) - statements(2) == (5 if retry else 0)
 
 
 def test_a_dead_workers_claims_are_taken_back(setup, fake_fcm, monkeypatch, settings):
