@@ -135,16 +135,20 @@ def wait_done(
     app = seeded.app
     start = time.monotonic()
     last_sweep = next_check = 0.0
+    open_deliveries = Delivery.objects.filter(
+        app=app, status__in=[DeliveryStatus.QUEUED, DeliveryStatus.SENDING]
+    )
+    open_receipts = Receipt.objects.filter(
+        app=app, status__in=[ReceiptStatus.PENDING, ReceiptStatus.SENDING]
+    )
     expected = None
     if fakes is not None and since is not None:
         expected = Delivery.objects.filter(app=app, created_at__gte=since).count()
     while True:
         now = time.monotonic()
         if expected is None or now >= next_check or _receipts_at_fake(fakes) >= expected:
-            waiting = _open_count(Delivery, app, DeliveryStatus.QUEUED, DeliveryStatus.SENDING)
-            receipts = -1
-            if not waiting:
-                receipts = _open_count(Receipt, app, ReceiptStatus.PENDING, ReceiptStatus.SENDING)
+            waiting = open_deliveries.count()
+            receipts = open_receipts.count() if not waiting else -1
             if waiting == 0 and receipts == 0:
                 return {"timed_out": False, "seconds": round(time.monotonic() - start, 2)}
             if now - start > timeout:
@@ -155,12 +159,6 @@ def wait_done(
             sweep()
             last_sweep = time.monotonic()
         time.sleep(0.25)
-
-
-def _open_count(model: Any, app: Any, *statuses: str) -> int:
-    # One status at a time: each has its partial index (push.models.outbox_indexes), so this
-    # reads only the rows still in flight, not every row the app has.
-    return sum(model.objects.filter(app=app, status=status).count() for status in statuses)
 
 
 def _receipts_at_fake(fakes: Any) -> int:

@@ -70,16 +70,19 @@ def autovacuum_on(url: str) -> Iterator[str]:
     production. Turned on for the run (ALTER SYSTEM, a superuser's), and back off after.
     """
     admin = urlsplit(url)._replace(path="/postgres").geturl()
+    unchanged = None  # what to say when nothing was changed (no connection held meanwhile)
     with psycopg.connect(admin, autocommit=True) as conn:
         if conn.execute("SHOW autovacuum").fetchone()[0] == "on":
-            yield "on (the server's own setting)"
-            return
-        try:
-            conn.execute("ALTER SYSTEM SET autovacuum = on")
-            conn.execute("SELECT pg_reload_conf()")
-        except psycopg.Error as exc:
-            yield f"off: the server has it off and it could not be turned on ({exc})"
-            return
+            unchanged = "on (the server's own setting)"
+        else:
+            try:
+                conn.execute("ALTER SYSTEM SET autovacuum = on")
+                conn.execute("SELECT pg_reload_conf()")
+            except psycopg.Error as exc:
+                unchanged = f"off: the server has it off and it could not be turned on ({exc})"
+    if unchanged is not None:
+        yield unchanged
+        return
     try:
         yield "on for this run (the server had it off; turned off again after)"
     finally:

@@ -292,17 +292,17 @@ def deliveries_record(
             config_errors[delivery.app_id] = f"{error}: {outcome.detail}"
     with transaction.atomic():
         # Only the claims still ours: one the sweeper took back is another worker's now.
-        # Locked by primary key, the status checked here (see outbox_claim); then every write
-        # is by primary key to rows this transaction holds.
-        rows = Delivery.objects.select_for_update().filter(id__in=[d.id for d in deliveries])
-        sending = DeliveryStatus.SENDING
-        owned = {pk for pk, status in rows.values_list("id", "status") if status == sending}
+        owned = set(
+            Delivery.objects.select_for_update()
+            .filter(id__in=[d.id for d in deliveries], status=DeliveryStatus.SENDING)
+            .values_list("id", flat=True)
+        )
         for (status, error, detail), ids in final.items():
-            Delivery.objects.filter(id__in=[i for i in ids if i in owned]).update(
+            Delivery.objects.filter(id__in=ids, status=DeliveryStatus.SENDING).update(
                 status=status, error=error, error_detail=detail, claimed_until=None, updated_at=now
             )
-        for delivery in (d for d in retries if d.id in owned):
-            Delivery.objects.filter(id=delivery.id).update(
+        for delivery in retries:
+            Delivery.objects.filter(id=delivery.id, status=DeliveryStatus.SENDING).update(
                 status=DeliveryStatus.QUEUED,
                 next_attempt_at=delivery.next_attempt_at,
                 enqueued_at=None,
