@@ -11,12 +11,13 @@ they are in a `kind` claim:
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import QuerySet
 from django.middleware.csrf import CsrfViewMiddleware
 from rest_framework import exceptions
 from rest_framework.request import Request
@@ -125,14 +126,15 @@ class ClientTokenAuthentication(_KindAuthentication):
 
     kind = KIND_CLIENT
 
-    def __init__(self, apps: QuerySet[App] | None = None) -> None:
+    def __init__(self, load: Callable[[Any], App] | None = None) -> None:
         super().__init__()
-        # A view that needs more of the app than its row (related rows) says so here.
-        self.apps = App.objects.all() if apps is None else apps
+        # A view that needs more of the app than its row (related rows) loads it its own way;
+        # `load` takes the token's app id and raises App.DoesNotExist or ValueError.
+        self.load = load or _app_by_id
 
     def principal(self, token: Token) -> AppClient:
         try:
-            app = self.apps.get(app_id=token["sub"])
+            app = self.load(token["sub"])
         except (App.DoesNotExist, KeyError, ValueError) as exc:
             raise exceptions.AuthenticationFailed("The token's app is unknown.") from exc
         # Rotating the secret revokes the tokens it granted: a leaked secret's tokens die with
@@ -142,6 +144,10 @@ class ClientTokenAuthentication(_KindAuthentication):
                 "The token was issued before the app's client secret was rotated."
             )
         return AppClient(app=app, scopes=frozenset(str(token.get("scope", "")).split()))
+
+
+def _app_by_id(app_id: Any) -> App:
+    return App.objects.get(app_id=uuid.UUID(str(app_id)))
 
 
 class CookieTokenAuthentication(UserTokenAuthentication):

@@ -2,7 +2,9 @@
 
 `bulk_create` spends most of a 500-notification send building its INSERT: every value goes
 through the SQL compiler and into a text array for UNNEST (bench/README.md). COPY takes the
-same values as rows, so on PostgreSQL the instances are written with it instead.
+same values as rows, so on PostgreSQL the instances are written with it instead. Fewer rows
+than COPY needs to pay off go in one INSERT whose text is built once per model and row count:
+for the single row of a single send, `bulk_create` cost more than the rest of the insert.
 
 Values that psycopg stores as they are (UUIDs, strings, numbers, booleans, datetimes, in the
 plain Django fields that hold them) are passed straight through; every other field (JSON,
@@ -12,6 +14,7 @@ encrypted text, anything custom) goes through its own `pre_save` and `get_db_pre
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -49,14 +52,17 @@ def objects_insert(objs: Sequence[models.Model]) -> None:
     if not objs:
         return
     model = type(objs[0])
-    # COPY costs a round trip of its own to start: a few rows go faster as one INSERT.
-    if connection.vendor != "postgresql" or len(objs) < COPY_FROM:
+    if connection.vendor != "postgresql":
         model.objects.bulk_create(objs, batch_size=1000)
         return
     meta = model._meta
     pk = meta.pk
     auto_pk = isinstance(pk, models.AutoField | models.BigAutoField | models.SmallAutoField)
     missing = [obj for obj in objs if obj.pk is None] if auto_pk else []
+    # COPY costs a round trip of its own to start: a few rows go faster as one INSERT.
+    if len(objs) < COPY_FROM:
+        _insert(model, objs, returning=bool(missing))
+        return
     quote = connection.ops.quote_name
     with connection.cursor() as cursor:
         if missing:
@@ -77,6 +83,40 @@ def objects_insert(objs: Sequence[models.Model]) -> None:
     for obj in objs:
         obj._state.adding = False
         obj._state.db = connection.alias
+
+
+def _insert(model: type[models.Model], objs: Sequence[models.Model], *, returning: bool) -> None:
+    """One INSERT of `objs`; with `returning`, every auto primary key comes from the database."""
+    if returning and any(obj.pk is not None for obj in objs):
+        model.objects.bulk_create(objs)  # some keys given, some not: bulk_create sorts that out
+        return
+    sql, values = _insert_sql(model, len(objs), returning)
+    params = [value(obj) for obj in objs for value in values]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        if returning:
+            # As bulk_create relies on too: RETURNING gives the rows in VALUES order.
+            for obj, (pk,) in zip(objs, cursor.fetchall(), strict=True):
+                obj.pk = pk
+    for obj in objs:
+        obj._state.adding = False
+        obj._state.db = connection.alias
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_sql(
+    model: type[models.Model], rows: int, returning: bool
+) -> tuple[str, list[Callable[[models.Model], Any]]]:
+    meta = model._meta
+    quote = connection.ops.quote_name
+    fields = [f for f in meta.concrete_fields if not (returning and f.primary_key)]
+    columns = ", ".join(quote(field.column) for field in fields)
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    every_row = ", ".join([row] * rows)
+    sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES {every_row}"  # noqa: S608
+    if returning:
+        sql += f" RETURNING {quote(meta.pk.column)}"
+    return sql, [_value_of(field) for field in fields]
 
 
 def _value_of(field: models.Field) -> Callable[[models.Model], Any]:

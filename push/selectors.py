@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import functools
+import uuid
 from itertools import groupby
 from typing import Any
 
+from django.db import connection
 from django.db.models import QuerySet
 
 from accounts.models import App, User
-from push.models import Device
+from push.models import Device, PushConfig
+
+# What a send reads of its app's push config: never its secrets.
+_SEND_CONFIG = ("enabled", "daily_quota")
 
 
 def devices_of_app(
@@ -44,3 +50,36 @@ def devices_of_user_by_app(user: User) -> list[dict[str, Any]]:
 
 def webpush_subscription_count(user: User, app: App) -> int:
     return Device.objects.filter(user=user, app=app, transport="webpush").count()
+
+
+@functools.cache
+def _app_for_send_sql() -> str:
+    columns = ", ".join(f"c.{name} AS push_{name}" for name in _SEND_CONFIG)
+    # Table names are ours and every value is a parameter.
+    return (
+        f"SELECT a.*, {columns} FROM {App._meta.db_table} a"  # noqa: S608
+        f" LEFT JOIN {PushConfig._meta.db_table} c ON c.app_id = a.app_id WHERE a.app_id = %s"
+    )
+
+
+def app_for_send(app_id: Any) -> App:
+    """The app a client token names, with what a send reads of its push config, in one query.
+
+    SQL written once: the ORM spent 0.24 ms of CPU building and compiling this select_related
+    on every send (bench/README.md, item 18). The config, when the app has one, holds only
+    `enabled` and `daily_quota` (other fields are deferred). Raises App.DoesNotExist, or
+    ValueError for an id that is not a UUID.
+    """
+    pk = App._meta.pk.get_db_prep_value(uuid.UUID(str(app_id)), connection)
+    app = next(iter(App.objects.raw(_app_for_send_sql(), [pk])), None)
+    if app is None:
+        raise App.DoesNotExist(f"No app {app_id}.")
+    if app.push_enabled is not None:  # a LEFT JOIN that found the app's config
+        values = [
+            PushConfig._meta.get_field(name).to_python(getattr(app, f"push_{name}"))
+            for name in _SEND_CONFIG
+        ]
+        app.push_config = PushConfig.from_db(
+            app._state.db, ["app_id", *_SEND_CONFIG], [app.pk, *values]
+        )
+    return app

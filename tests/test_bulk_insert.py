@@ -66,18 +66,19 @@ def test_rows_match_what_bulk_create_stores(count, monkeypatch):
     assert all(not n._state.adding for n in copied)
 
 
-def test_auto_primary_keys_are_set_and_the_sequence_moves_on():
+@pytest.mark.parametrize("count", [1, 3, ROWS])  # one INSERT ... RETURNING, or COPY
+def test_auto_primary_keys_are_set_and_the_sequence_moves_on(count):
     app, user = make_push_app(), make_user()
     enroll(app, user)
     notification = _notifications(app, user, "n")[0]
     notification.save()
     deliveries = [
         Delivery(notification=notification, app=app, platform="web", device_ref=uuid.uuid4())
-        for _ in range(ROWS)
+        for _ in range(count)
     ]
     objects_insert(deliveries)
     ids = [d.id for d in deliveries]
-    assert None not in ids and len(set(ids)) == ROWS
+    assert None not in ids and len(set(ids)) == count
     stored = dict(Delivery.objects.filter(id__in=ids).values_list("id", "device_ref"))
     assert stored == {d.id: d.device_ref for d in deliveries}
     # TextChoices members are stored as their values, as the ORM stores them.
@@ -99,3 +100,19 @@ def test_encrypted_fields_are_encrypted_as_the_orm_encrypts_them():
         cursor.execute("SELECT token FROM push_device")
         raw = repr(cursor.fetchall())
     assert not any(token in raw for token in tokens)
+
+
+def test_a_few_rows_some_with_their_key_some_without():
+    app, user = make_push_app(), make_user()
+    notification = _notifications(app, user, "n")[0]
+    notification.save()
+    given = Delivery(
+        id=10**9, notification=notification, app=app, platform="web", device_ref=uuid.uuid4()
+    )
+    fresh = Delivery(notification=notification, app=app, platform="ios", device_ref=uuid.uuid4())
+    objects_insert([given, fresh])
+    assert given.id == 10**9 and fresh.id is not None
+    assert set(Delivery.objects.values_list("id", "platform")) == {
+        (10**9, "web"),
+        (fresh.id, "ios"),
+    }

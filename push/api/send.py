@@ -11,11 +11,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import App
 from accounts.permissions import HasPushSendScope
 from accounts.tokens import ClientTokenAuthentication
 from keymaster.errors import InvalidInput, validated
 from keymaster.openapi import errors
+from push.selectors import app_for_send
 from push.serializers import (
     BatchIn,
     BulkIn,
@@ -26,7 +26,6 @@ from push.serializers import (
 )
 from push.services.idempotency import MAX_KEY_LENGTH, send_idempotently
 from push.services.notifications import (
-    CONFIG_SECRETS,
     NotificationDraft,
     notification_for_app,
     notifications_send,
@@ -59,9 +58,7 @@ class _SendView(APIView):
 
     def get_authenticators(self) -> list[ClientTokenAuthentication]:
         # The app comes with what a send needs of its push config: one query for both.
-        secrets = (f"push_config__{name}" for name in CONFIG_SECRETS)
-        apps = App.objects.select_related("push_config").defer(*secrets)
-        return [ClientTokenAuthentication(apps)]
+        return [ClientTokenAuthentication(app_for_send)]
 
     def drafts(self, data: dict) -> list[NotificationDraft]:
         raise NotImplementedError

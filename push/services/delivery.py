@@ -117,7 +117,7 @@ def deliveries_send(delivery_ids: list[int]) -> dict[str, int]:
     if not claimed:
         return {}
     deliveries = list(
-        Delivery.objects.filter(id__in=claimed).select_related("notification").only(*_LOADED)
+        Delivery.objects.filter(id__any=claimed).select_related("notification").only(*_LOADED)
     )
     # Apart from the deliveries: a device whose token cannot be read must fail alone.
     devices = {d.device_id for d in deliveries if d.device_id}
@@ -133,7 +133,7 @@ def deliveries_send(delivery_ids: list[int]) -> dict[str, int]:
 
 
 def _devices_load(device_ids: list[Any]) -> dict[Any, Device]:
-    devices = Device.objects.filter(id__in=device_ids).only("id", "transport", "token")
+    devices = Device.objects.filter(id__any=device_ids).only("id", "transport", "token")
     return {device.id: device for device in devices}
 
 
@@ -294,11 +294,11 @@ def deliveries_record(
         # Only the claims still ours: one the sweeper took back is another worker's now.
         owned = set(
             Delivery.objects.select_for_update()
-            .filter(id__in=[d.id for d in deliveries], status=DeliveryStatus.SENDING)
+            .filter(id__any=[d.id for d in deliveries], status=DeliveryStatus.SENDING)
             .values_list("id", flat=True)
         )
         for (status, error, detail), ids in final.items():
-            Delivery.objects.filter(id__in=ids, status=DeliveryStatus.SENDING).update(
+            Delivery.objects.filter(id__any=ids, status=DeliveryStatus.SENDING).update(
                 status=status, error=error, error_detail=detail, claimed_until=None, updated_at=now
             )
         for delivery in retries:
@@ -345,7 +345,7 @@ def notifications_roll_up(notification_ids: set[Any]) -> None:
     """Mark notifications whose deliveries have all ended as delivered or failed."""
     pending = set(
         Delivery.objects.filter(
-            notification_id__in=notification_ids,
+            notification_id__any=notification_ids,
             status__in=[DeliveryStatus.QUEUED, DeliveryStatus.SENDING],
         ).values_list("notification_id", flat=True)
     )
@@ -354,13 +354,13 @@ def notifications_roll_up(notification_ids: set[Any]) -> None:
         return
     reached = set(
         Delivery.objects.filter(
-            notification_id__in=done, status=DeliveryStatus.DELIVERED
+            notification_id__any=done, status=DeliveryStatus.DELIVERED
         ).values_list("notification_id", flat=True)
     )
     now = timezone.now()
     open_ = Notification.objects.filter(status=NotificationStatus.QUEUED)
-    open_.filter(id__in=reached).update(status=NotificationStatus.DELIVERED, completed_at=now)
-    open_.filter(id__in=done - reached).update(status=NotificationStatus.FAILED, completed_at=now)
+    open_.filter(id__any=reached).update(status=NotificationStatus.DELIVERED, completed_at=now)
+    open_.filter(id__any=done - reached).update(status=NotificationStatus.FAILED, completed_at=now)
 
 
 def deliveries_sweep(*, now: datetime | None = None) -> int:

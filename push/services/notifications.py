@@ -8,13 +8,13 @@ only if the send is.
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
-from django.db.models import FilteredRelation, Q
+from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import App, Enrollment
@@ -24,6 +24,7 @@ from keymaster.ratelimit import Take, Window, counter_peek, counter_preview, cou
 from push.models import (
     MAX_TTL,
     Delivery,
+    Device,
     Notification,
     NotificationStatus,
     PushConfig,
@@ -74,25 +75,47 @@ def notifications_today(config: PushConfig) -> int:
     return counter_peek(quota_window(config))
 
 
-def _devices_of(app: App, drafts: list[NotificationDraft]) -> dict[str, list[tuple[Any, str]]]:
-    """Each target user's devices in `app`, in one query that also proves each is enrolled."""
-    wanted = list(dict.fromkeys(str(d.user_id) for d in drafts))
-    rows = (
-        Enrollment.objects.filter(app=app, user_id__in=wanted)
-        .annotate(device=FilteredRelation("user__devices", condition=Q(user__devices__app=app)))
-        .values_list("user_id", "device__id", "device__platform")
+@functools.cache
+def _devices_sql() -> str:
+    enrollment, device = Enrollment._meta.db_table, Device._meta.db_table
+    # Table names are ours and every value is a parameter.
+    return (
+        f"SELECT e.user_id, d.id, d.platform FROM {enrollment} e"  # noqa: S608
+        f" LEFT JOIN {device} d ON d.user_id = e.user_id AND d.app_id = e.app_id"
+        " WHERE e.app_id = %s AND e.user_id IN ({})"
     )
+
+
+def _devices_of(app: App, drafts: list[NotificationDraft]) -> dict[str, list[tuple[Any, str]]]:
+    """Each target user's devices in `app`, in one query that also proves each is enrolled.
+
+    SQL written once: building this join through the ORM (a FilteredRelation) cost 0.3 ms of
+    CPU per send, an eighth of a single send (bench/README.md, item 18).
+    """
+    wanted = list(dict.fromkeys(str(d.user_id) for d in drafts))
+    pk = App._meta.pk
+    user_pk = Enrollment._meta.get_field("user").target_field
+    params = [pk.get_db_prep_value(app.pk, connection)]
+    params += [user_pk.get_db_prep_value(user_id, connection) for user_id in wanted]
+    with connection.cursor() as cursor:
+        cursor.execute(_devices_sql().format(", ".join(["%s"] * len(wanted))), params)
+        rows = cursor.fetchall()
     devices: dict[str, list[tuple[Any, str]]] = {}
     for user_id, device_id, platform in rows:
-        mine = devices.setdefault(str(user_id), [])
+        # SQLite hands back UUIDs as hex text, PostgreSQL as UUIDs.
+        mine = devices.setdefault(str(_uuid(user_id)), [])
         if device_id is not None:
-            mine.append((device_id, platform))
+            mine.append((_uuid(device_id), platform))
     missing = [user_id for user_id in wanted if user_id not in devices]
     if missing:
         raise NotEnrolled(
             f"{len(missing)} target user(s) are not enrolled in this app.", user_ids=missing
         )
     return devices
+
+
+def _uuid(value: Any) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(value)
 
 
 def notifications_send(

@@ -52,14 +52,14 @@ def outbox_claim(
         locked = model.objects.select_for_update(skip_locked=True)
         # By primary key alone, the rest checked here: with "status = waiting" in the SQL the
         # planner may read the `{name}_due` index whole instead of looking up `ids`.
-        rows = locked.filter(id__in=ids).values_list("id", "status", "next_attempt_at")
+        rows = locked.filter(id__any=ids).values_list("id", "status", "next_attempt_at")
         claimed = [pk for pk, status, due in rows if status == waiting and due <= now]
         if len(claimed) < fill_to:
             # The `{name}_due` index in next_attempt_at order: the oldest due rows first.
-            more = locked.filter(status=waiting, next_attempt_at__lte=now).exclude(id__in=claimed)
+            more = locked.filter(status=waiting, next_attempt_at__lte=now).exclude(id__any=claimed)
             more = more.order_by("next_attempt_at").values_list("id", flat=True)
             claimed += list(more[: fill_to - len(claimed)])
-        model.objects.filter(id__in=claimed).update(
+        model.objects.filter(id__any=claimed).update(
             status=sending,
             claimed_until=outbox_lease(now),
             attempts=F("attempts") + 1,

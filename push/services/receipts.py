@@ -108,7 +108,7 @@ def receipts_send(receipt_ids: list[int]) -> dict[str, int]:
     claimed = receipts_claim(receipt_ids)
     if not claimed:
         return {}
-    return receipts_post(list(Receipt.objects.filter(id__in=claimed)))
+    return receipts_post(list(Receipt.objects.filter(id__any=claimed)))
 
 
 def receipts_post(receipts: list[Receipt]) -> dict[str, int]:
@@ -187,7 +187,7 @@ def receipts_record(
         # Delivered (or given-up) receipts with the same answer share their values: one UPDATE
         # for all of them, not one per receipt (the benchmark's largest cost per receipt).
         for values, ids in same.items():
-            Receipt.objects.filter(id__in=ids, status=ReceiptStatus.SENDING).update(**dict(values))
+            Receipt.objects.filter(id__any=ids, status=ReceiptStatus.SENDING).update(**dict(values))
         Receipt.objects.filter(id__in=[r.id for r in stopped]).update(
             status=ReceiptStatus.FAILED, claimed_until=None, last_error="webhook disabled or unset"
         )
@@ -264,7 +264,7 @@ def receipts_sweep(*, now: datetime | None = None) -> int:
 
 def receipts_give_up(receipt_ids: list[int]) -> None:
     """Fail claimed receipts that never got an answer in all their attempts (the sweeper)."""
-    Receipt.objects.filter(id__in=receipt_ids, status=ReceiptStatus.SENDING).update(
+    Receipt.objects.filter(id__any=receipt_ids, status=ReceiptStatus.SENDING).update(
         status=ReceiptStatus.FAILED,
         claimed_until=None,
         last_error=f"no answer recorded in {settings.PUSH_MAX_ATTEMPTS} attempts: "

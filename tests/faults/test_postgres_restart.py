@@ -65,7 +65,9 @@ def test_postgres_restart_during_delivery_loses_nothing(
     user = make_user()
     enroll(app, user)
     tokens = fcm_devices(app, user, "pg-restart", DEVICES)
-    fake_fcm.set_faults(latency_ms=50)
+    # Slow enough that the delivery outlasts the restart (about 2 s) by far, however fast
+    # the workers are: the fault must land mid-delivery.
+    fake_fcm.set_faults(latency_ms=1000)
     notifications_send(app=app, drafts=[NotificationDraft(user_id=user.id, title="t", body="b")])
     delivered = Delivery.objects.filter(status=DeliveryStatus.DELIVERED)
     sending = Delivery.objects.filter(status=DeliveryStatus.SENDING)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django_q.models import OrmQ
 
+from accounts.models import App
 from push.models import Delivery, Notification
+from push.selectors import app_for_send
+from push.services.config import push_config_update
 from tests.factories import (
     app_client,
     enroll,
@@ -290,3 +294,64 @@ def test_payload_is_logged_without_content(app, users, caplog):
     _send(app, _message(user_id=str(users[0].id), title="secret title text"))
     assert "secret title text" not in caplog.text
     assert json.dumps({"route": "/schedule"}) not in caplog.text
+
+
+# --- the send path's own SQL (push.selectors.app_for_send, notifications._devices_of) -------
+
+
+def test_a_send_reaches_only_the_devices_its_users_have_in_this_app(app, users):
+    other = make_push_app()
+    enroll(other, users[0], users[1])
+    mine = register(users[0], app)
+    register(users[0], other)
+    register(users[1], other)
+    body = {"user_ids": [str(users[0].id), str(users[1].id)], "title": "t", "body": "b"}
+    first, second = _send(app, body, "/push/send/bulk").json()["notification_ids"]
+    assert list(Delivery.objects.filter(notification_id=first).values_list("device_id")) == [
+        (mine.id,)
+    ]
+    assert Notification.objects.get(pk=second).status == "no_devices"
+
+
+def test_a_single_send_is_six_statements(app, users):
+    register(users[0], app)
+    client = app_client(app)
+    with CaptureQueriesContext(connection) as queries:
+        response = client.post("/push/send", _message(user_id=str(users[0].id)))
+    assert response.status_code == 202
+    # The app with its config, the devices, the notification, the delivery, the queued task
+    # and the quota count (COPY is not seen here; savepoints and commits are not counted).
+    statements = [q["sql"] for q in queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
+    assert len(statements) == 6, [s[:80] for s in statements]
+
+
+def test_app_for_send_brings_what_a_send_reads_of_the_config_and_no_secret(
+    app, django_assert_num_queries
+):
+    loaded = app_for_send(str(app.app_id))
+    assert (loaded.pk, loaded.name, loaded.secret_rotated_at) == (
+        app.pk,
+        app.name,
+        app.secret_rotated_at,
+    )
+    with django_assert_num_queries(0):
+        config = loaded.push_config
+        assert (config.app_id, config.enabled, config.daily_quota) == (app.pk, True, 10_000)
+    assert {"webhook_secret", "vapid_private_key", "fcm_service_account"} <= (
+        config.get_deferred_fields()
+    )
+
+
+def test_app_for_send_of_an_app_without_config_unknown_or_malformed_ids():
+    bare = make_app()[0]
+    assert getattr(app_for_send(bare.app_id), "push_config", None) is None
+    with pytest.raises(App.DoesNotExist):
+        app_for_send(uuid.uuid4())
+    with pytest.raises(ValueError):
+        app_for_send("not-a-uuid")
+
+
+def test_an_app_whose_push_is_turned_off_cannot_send(app, users):
+    push_config_update(app=app, actor=None, enabled=False)
+    response = _send(app, _message(user_id=str(users[0].id)))
+    assert response.status_code == 403 and response.json()["error"]["code"] == "push_disabled"
