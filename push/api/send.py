@@ -39,6 +39,32 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
     required=False,
     description="1 to 255 printable ASCII characters; a repeat within 24 h replays the answer.",
 )
+# Response headers (draft-ietf-httpapi-ratelimit-headers): a send and a dry run say where the
+# daily quota stands, and so does the 429 that refuses one; a replay says it is one instead.
+SEND_HEADERS = [
+    OpenApiParameter(
+        name,
+        {"type": "integer", "minimum": 0},
+        OpenApiParameter.HEADER,
+        response=[200, 202, 429],
+        description=description,
+    )
+    for name, description in (
+        ("RateLimit-Limit", "The app's daily quota of notifications."),
+        ("RateLimit-Remaining", "Notifications left today after this send."),
+        ("RateLimit-Reset", "Seconds until the quota resets, at 00:00 UTC."),
+    )
+] + [
+    OpenApiParameter(
+        "Idempotent-Replayed",
+        str,
+        OpenApiParameter.HEADER,
+        response=[202],
+        enum=["true"],
+        description="Present when this answer replays an earlier send with the same "
+        "Idempotency-Key (and then no RateLimit-* header is sent: nothing was counted).",
+    )
+]
 _PRINTABLE = re.compile(r"[\x20-\x7e]+")
 # 200 answers a dry run; 403: no push:send scope, push disabled, users not enrolled; 422: an
 # Idempotency-Key reused with another body; 429: the daily quota.
@@ -112,7 +138,7 @@ class SendView(_SendView):
     @extend_schema(
         request=SendIn,
         responses={202: SendOut, 200: SendOut, **SEND_ERRORS},
-        parameters=[IDEMPOTENCY_HEADER],
+        parameters=[IDEMPOTENCY_HEADER, *SEND_HEADERS],
         tags=["send"],
     )
     def post(self, request: Request) -> Response:
@@ -129,7 +155,7 @@ class SendBulkView(_SendView):
     @extend_schema(
         request=BulkIn,
         responses={202: SendManyOut, 200: SendManyOut, **SEND_ERRORS},
-        parameters=[IDEMPOTENCY_HEADER],
+        parameters=[IDEMPOTENCY_HEADER, *SEND_HEADERS],
         tags=["send"],
     )
     def post(self, request: Request) -> Response:
@@ -146,7 +172,7 @@ class SendBatchView(_SendView):
     @extend_schema(
         request=BatchIn,
         responses={202: SendManyOut, 200: SendManyOut, **SEND_ERRORS},
-        parameters=[IDEMPOTENCY_HEADER],
+        parameters=[IDEMPOTENCY_HEADER, *SEND_HEADERS],
         tags=["send"],
     )
     def post(self, request: Request) -> Response:

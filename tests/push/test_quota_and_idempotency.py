@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 import requests
+from rest_framework.test import APIClient
 
 from accounts.tokens import client_token_issue
 from push.models import Delivery, Notification
@@ -106,6 +107,34 @@ def test_a_refused_send_does_not_burn_the_key(app, users):
     assert _bulk(app, users[5:6], HTTP_IDEMPOTENCY_KEY="later").status_code == 429
     push_config_update(app=app, actor=None, daily_quota=10)
     assert _bulk(app, users[5:6], HTTP_IDEMPOTENCY_KEY="later").status_code == 202
+
+
+def _documented_headers(path: str) -> dict[str, set[str]]:
+    schema = APIClient().get("/api/schema/", {"format": "json"}).json()
+    responses = schema["paths"][path]["post"]["responses"]
+    return {code: set(answer.get("headers", {})) for code, answer in responses.items()}
+
+
+@pytest.mark.parametrize("path", ["/push/send", "/push/send/bulk", "/push/send/batch"])
+def test_the_schema_documents_the_quota_and_replay_headers(path):
+    documented = _documented_headers(path)
+    quota = {"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"}
+    assert documented["202"] == quota | {"Idempotent-Replayed"}
+    assert documented["200"] == quota
+    assert documented["429"] == quota | {"Retry-After"}
+
+
+def test_each_answer_sends_the_headers_documented_for_it(app, users):
+    documented = _documented_headers("/push/send/bulk")
+    quota = {"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"}
+    sent = _bulk(app, users[:2], HTTP_IDEMPOTENCY_KEY="k")
+    replayed = _bulk(app, users[:2], HTTP_IDEMPOTENCY_KEY="k")
+    refused = _bulk(app, users[:4])
+    for answer, expected in ((sent, quota), (replayed, {"Idempotent-Replayed"})):
+        assert {h for h in documented["202"] if h in answer} == expected
+    assert {h for h in documented["429"] if h in refused} == documented["429"]
+    assert (sent["RateLimit-Limit"], sent["RateLimit-Remaining"]) == ("5", "3")
+    assert 0 <= int(sent["RateLimit-Reset"]) <= 86400
 
 
 # --- PostgreSQL: exact under real concurrency (real HTTP to a threaded live server) ----------
