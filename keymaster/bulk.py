@@ -90,8 +90,10 @@ def _insert(model: type[models.Model], objs: Sequence[models.Model], *, returnin
     if returning and any(obj.pk is not None for obj in objs):
         model.objects.bulk_create(objs)  # some keys given, some not: bulk_create sorts that out
         return
-    sql, values = _insert_sql(model, len(objs), returning)
+    fields = _inserted_fields(model, returning)
+    values = [_value_of(field) for field in fields]  # per call: they hold this thread's wrapper
     params = [value(obj) for obj in objs for value in values]
+    sql = _insert_sql(model, len(objs), returning)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         if returning:
@@ -103,20 +105,22 @@ def _insert(model: type[models.Model], objs: Sequence[models.Model], *, returnin
         obj._state.db = connection.alias
 
 
+def _inserted_fields(model: type[models.Model], returning: bool) -> list[models.Field]:
+    return [f for f in model._meta.concrete_fields if not (returning and f.primary_key)]
+
+
 @functools.lru_cache(maxsize=64)
-def _insert_sql(
-    model: type[models.Model], rows: int, returning: bool
-) -> tuple[str, list[Callable[[models.Model], Any]]]:
+def _insert_sql(model: type[models.Model], rows: int, returning: bool) -> str:
     meta = model._meta
     quote = connection.ops.quote_name
-    fields = [f for f in meta.concrete_fields if not (returning and f.primary_key)]
+    fields = _inserted_fields(model, returning)
     columns = ", ".join(quote(field.column) for field in fields)
     row = "(" + ", ".join(["%s"] * len(fields)) + ")"
     every_row = ", ".join([row] * rows)
     sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES {every_row}"  # noqa: S608
     if returning:
         sql += f" RETURNING {quote(meta.pk.column)}"
-    return sql, [_value_of(field) for field in fields]
+    return sql
 
 
 def _value_of(field: models.Field) -> Callable[[models.Model], Any]:
