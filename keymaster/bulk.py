@@ -80,9 +80,7 @@ def objects_insert(objs: Sequence[models.Model]) -> None:
         with cursor.cursor.copy(sql) as copy:
             for obj in objs:
                 copy.write_row([value(obj) for value in values])
-    for obj in objs:
-        obj._state.adding = False
-        obj._state.db = connection.alias
+    _mark_saved(objs)
 
 
 def _insert(model: type[models.Model], objs: Sequence[models.Model], *, returning: bool) -> None:
@@ -100,6 +98,11 @@ def _insert(model: type[models.Model], objs: Sequence[models.Model], *, returnin
             # As bulk_create relies on too: RETURNING gives the rows in VALUES order.
             for obj, (pk,) in zip(objs, cursor.fetchall(), strict=True):
                 obj.pk = pk
+    _mark_saved(objs)
+
+
+def _mark_saved(objs: Sequence[models.Model]) -> None:
+    """As `bulk_create` leaves its instances: saved, in this database."""
     for obj in objs:
         obj._state.adding = False
         obj._state.db = connection.alias

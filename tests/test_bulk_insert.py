@@ -7,6 +7,7 @@ import uuid
 import psycopg
 import pytest
 from django.db import connection
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from keymaster.bulk import COPY_FROM, objects_insert
@@ -19,6 +20,20 @@ ROWS = COPY_FROM + 5  # enough for COPY on PostgreSQL
 
 
 NOW = timezone.now()
+
+
+@pytest.fixture
+def bulk_creates(monkeypatch):
+    """The `bulk_create` calls made from here on (objects_insert's own SQL makes none)."""
+    calls: list[int] = []
+    real = QuerySet.bulk_create
+
+    def bulk_create(queryset, objs, *args, **kwargs):
+        calls.append(len(objs))
+        return real(queryset, objs, *args, **kwargs)
+
+    monkeypatch.setattr(QuerySet, "bulk_create", bulk_create)
+    return calls
 
 
 def _notifications(app, user, tag: str) -> list[Notification]:
@@ -43,7 +58,7 @@ def _stored(ids: list) -> list[tuple]:
 
 
 @pytest.mark.parametrize("count", [1, ROWS])
-def test_rows_match_what_bulk_create_stores(count, monkeypatch):
+def test_rows_match_what_bulk_create_stores(count, monkeypatch, bulk_creates):
     app, user = make_push_app(), make_user()
     copied = _notifications(app, user, "a")[:count]
     created = _notifications(app, user, "b")[:count]
@@ -59,6 +74,7 @@ def test_rows_match_what_bulk_create_stores(count, monkeypatch):
     # COPY from COPY_FROM rows on, and only on PostgreSQL; one INSERT otherwise.
     on_postgres = connection.vendor == "postgresql"
     assert len(copies) == (1 if on_postgres and count >= COPY_FROM else 0)
+    assert bulk_creates == ([] if on_postgres else [count])
     Notification.objects.bulk_create(created)
     mine = [(row[0][2:], *row[1:]) for row in _stored([n.id for n in copied])]
     theirs = [(row[0][2:], *row[1:]) for row in _stored([n.id for n in created])]
@@ -67,7 +83,7 @@ def test_rows_match_what_bulk_create_stores(count, monkeypatch):
 
 
 @pytest.mark.parametrize("count", [1, 3, ROWS])  # one INSERT ... RETURNING, or COPY
-def test_auto_primary_keys_are_set_and_the_sequence_moves_on(count):
+def test_auto_primary_keys_are_set_and_the_sequence_moves_on(count, bulk_creates):
     app, user = make_push_app(), make_user()
     enroll(app, user)
     notification = _notifications(app, user, "n")[0]
@@ -77,6 +93,7 @@ def test_auto_primary_keys_are_set_and_the_sequence_moves_on(count):
         for _ in range(count)
     ]
     objects_insert(deliveries)
+    assert bulk_creates == ([] if connection.vendor == "postgresql" else [count])
     ids = [d.id for d in deliveries]
     assert None not in ids and len(set(ids)) == count
     stored = dict(Delivery.objects.filter(id__in=ids).values_list("id", "device_ref"))

@@ -93,29 +93,24 @@ def _devices_of(app: App, drafts: list[NotificationDraft]) -> dict[str, list[tup
     CPU per send, an eighth of a single send (bench/README.md, item 18).
     """
     wanted = list(dict.fromkeys(str(d.user_id) for d in drafts))
-    pk = App._meta.pk
-    user_pk = Enrollment._meta.get_field("user").target_field
-    params = [pk.get_db_prep_value(app.pk, connection)]
+    user_pk, device_pk = Enrollment._meta.get_field("user").target_field, Device._meta.pk
+    params = [App._meta.pk.get_db_prep_value(app.pk, connection)]
     params += [user_pk.get_db_prep_value(user_id, connection) for user_id in wanted]
     with connection.cursor() as cursor:
         cursor.execute(_devices_sql().format(", ".join(["%s"] * len(wanted))), params)
         rows = cursor.fetchall()
     devices: dict[str, list[tuple[Any, str]]] = {}
     for user_id, device_id, platform in rows:
-        # SQLite hands back UUIDs as hex text, PostgreSQL as UUIDs.
-        mine = devices.setdefault(str(_uuid(user_id)), [])
+        # The fields read their own values back: SQLite hands UUIDs over as hex text.
+        mine = devices.setdefault(str(user_pk.to_python(user_id)), [])
         if device_id is not None:
-            mine.append((_uuid(device_id), platform))
+            mine.append((device_pk.to_python(device_id), platform))
     missing = [user_id for user_id in wanted if user_id not in devices]
     if missing:
         raise NotEnrolled(
             f"{len(missing)} target user(s) are not enrolled in this app.", user_ids=missing
         )
     return devices
-
-
-def _uuid(value: Any) -> uuid.UUID:
-    return value if isinstance(value, uuid.UUID) else uuid.UUID(value)
 
 
 def notifications_send(

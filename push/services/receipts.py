@@ -188,7 +188,7 @@ def receipts_record(
         # for all of them, not one per receipt (the benchmark's largest cost per receipt).
         for values, ids in same.items():
             Receipt.objects.filter(id__any=ids, status=ReceiptStatus.SENDING).update(**dict(values))
-        Receipt.objects.filter(id__in=[r.id for r in stopped]).update(
+        Receipt.objects.filter(id__any=[r.id for r in stopped]).update(
             status=ReceiptStatus.FAILED, claimed_until=None, last_error="webhook disabled or unset"
         )
         PushConfig.objects.filter(app_id__in=gone_apps, webhook_disabled_at__isnull=True).update(

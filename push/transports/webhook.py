@@ -102,6 +102,9 @@ class WebhookTransport:
     async def send(self, call: WebhookCall) -> WebhookResult:
         """POST one receipt and say what happened."""
         started = time.monotonic()
+        # The guarded session checks each request too, but aiohttp turns some refusable URLs
+        # (not http or https) into a connection error before its middleware sees them: that
+        # would be retried, not failed. The verdict is remembered per origin, so this is cheap.
         try:
             self._policy.check_url(call.url, resolve=False)
         except OutboundRefused as exc:
