@@ -6,6 +6,12 @@ one OAuth access token fetched once through google-auth, one pooled aiohttp clie
 keep-alive), and a fixed number of requests in flight. `run(spec)` runs it with spec["workers"]
 processes, each sending its share (and, if asked, once more from a single process).
 
+With spec["floor_receipts"] (``{"url": ..., "secret": "whsec_..."}``) every message the provider
+accepts is followed by the receipt Keymaster's contract adds: the guide's JSON, signed as
+Keymaster signs it, POSTed to the webhook fake over the same pooled client. That is the network
+work the guide requires per message with still no database, no queue and no state: the most a
+sender can do that keeps the contract, on the same box.
+
 A sender process is `python -m bench.floor SHARD.json`: it prepares, prints "ready", then for
 each line "webpush" or "fcm" on stdin sends its share and prints one JSON line of results.
 """
@@ -21,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
@@ -42,6 +49,7 @@ from bench.workload import (
     webpush_origins,
     webpush_payload,
 )
+from push.transports.webhook import signature_headers
 
 ROOT = Path(__file__).resolve().parents[1]
 FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
@@ -82,6 +90,8 @@ class Sender:
         }
         before, after = json.dumps({"message": message}).split(json.dumps("\0"))
         self.fcm_body = (before.encode(), after.encode())
+        self.receipts = shard.get("floor_receipts")
+        self.receipts_ok = 0
         self.session: aiohttp.ClientSession | None = None
 
     @staticmethod
@@ -113,13 +123,38 @@ class Sender:
         """Send one Web Push message; return the HTTP status (0 when no answer came)."""
         parts = urlsplit(subscription["endpoint"])
         headers = self.vapid_headers[f"{parts.scheme}://{parts.netloc}"]
-        return await self._post(subscription["endpoint"], self.encrypt(subscription), headers)
+        status = await self._post(subscription["endpoint"], self.encrypt(subscription), headers)
+        return await self.receipted(status)
 
     async def send_fcm(self, token: str) -> int:
         """Send one FCM message; return the HTTP status (0 when no answer came)."""
         before, after = self.fcm_body
         body = before + json.dumps(token).encode() + after
-        return await self._post(self.fcm_url, body, self.fcm_headers)
+        return await self.receipted(await self._post(self.fcm_url, body, self.fcm_headers))
+
+    async def receipted(self, status: int) -> int:
+        """After a provider's 2xx, POST the signed receipt (when asked to); return `status`."""
+        if self.receipts and 200 <= status < 300:
+            receipt_id = str(uuid.uuid4())
+            body = json.dumps(
+                {
+                    "notification_id": receipt_id,
+                    "user_id": str(uuid.uuid4()),
+                    "device_id": str(uuid.uuid4()),
+                    "app_id": str(uuid.uuid4()),
+                    "status": "delivered",
+                    "error": None,
+                    "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                },
+                separators=(",", ":"),
+            ).encode()
+            headers = {
+                "Content-Type": "application/json",
+                **signature_headers(self.receipts["secret"], receipt_id, body, int(time.time())),
+            }
+            if 200 <= await self._post(self.receipts["url"], body, headers) < 300:
+                self.receipts_ok += 1
+        return status
 
     async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
         assert self.session is not None
@@ -164,7 +199,7 @@ async def serve(shard: dict[str, Any]) -> None:
                 if phase == "webpush"
                 else (shard["fcm_tokens"], sender.send_fcm)
             )
-            cpu_before = _cpu_seconds()
+            cpu_before, receipts_before = _cpu_seconds(), sender.receipts_ok
             start = time.time()
             statuses = await send_all(items, send, in_flight)
             end = time.time()
@@ -172,6 +207,7 @@ async def serve(shard: dict[str, Any]) -> None:
                 "messages": len(items),
                 "ok": sum(n for status, n in statuses.items() if 200 <= status < 300),
                 "statuses": {str(k): v for k, v in statuses.items()},
+                "receipts_ok": sender.receipts_ok - receipts_before,
                 "start": start,
                 "end": end,
                 "cpu_seconds": _cpu_seconds() - cpu_before,
@@ -273,6 +309,7 @@ def _run_phase(children: list[subprocess.Popen[str]], phase: str) -> dict[str, A
         seconds,
         statuses=dict(statuses),
         cpu_seconds=round(sum(r["cpu_seconds"] for r in reports), 3),
+        receipts_ok=sum(r["receipts_ok"] for r in reports),
     )
     return {"result": result, "reports": reports}
 
@@ -308,11 +345,12 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     used = run_processes(spec, workers)
     after = fake_counts(spec)
     in_flight = int(spec.get("floor_in_flight", IN_FLIGHT))
+    receipts = "a signed receipt POSTed after each 2xx; " if spec.get("floor_receipts") else ""
     notes = (
         f"asyncio + aiohttp (HTTP/1.1 keep-alive), {in_flight} requests in flight per process "
         "and provider, aes128gcm via http_ece with a fresh ephemeral key per message, VAPID JWT "
         "signed once per origin, one OAuth token per process; Web Push phase then FCM phase, "
-        f"{workers} sender process(es): Web Push {used['webpush']['per_second']}/s, "
+        f"{receipts}{workers} sender process(es): Web Push {used['webpush']['per_second']}/s, "
         f"FCM {used['fcm']['per_second']}/s."
     )
     if single:

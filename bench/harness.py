@@ -6,7 +6,9 @@ correctness; `make bench` runs it at full scale and writes bench/results/.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import secrets
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -191,10 +193,20 @@ def run(scale: Scale, *, database_url: str, workdir: Path, progress: Any = print
             ctx, seeded, tag="faults", faults=scale.fault_rates, timeout=scale.timeout
         )
         results["cost"] = runs["mixed_max"]["cost"]
-        for name, users in (("peer", scale.peer_users), ("floor", scale.floor_users)):
+        for name, users in (
+            ("peer", scale.peer_users),
+            ("floor", scale.floor_users),
+            ("floor_receipts", scale.floor_users),
+        ):
             progress(f"{name}: {users} Web Push + {users} FCM messages")
             spec = rival_spec(fakes, database_url, users, scale.q_workers)
-            results[name] = rival_run(fakes, f"bench.{name}", spec, workdir / f"{name}.log")
+            if name == "floor_receipts":
+                spec["floor_receipts"] = {
+                    "url": f"{fakes.webhook}/hooks/floor",
+                    "secret": "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode(),
+                }
+            module = "bench.peer" if name == "peer" else "bench.floor"
+            results[name] = rival_run(fakes, module, spec, workdir / f"{name}.log")
         results["comparison"], results["ratios"] = _comparison(results)
     finally:
         ctx.sampler.stop()
@@ -215,7 +227,7 @@ def _comparison(results: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
         }
     }
     ratios: dict[str, Any] = {}
-    for name in ("peer", "floor"):
+    for name in ("peer", "floor", "floor_receipts"):
         rival = results.get(name) or {}
         if not rival.get("available") or "error" in rival:
             continue

@@ -194,6 +194,7 @@ def rival_run(fakes: Fakes, module: str, spec: dict[str, Any], log: Path) -> dic
     result["fakes_counted"] = {
         "webpush_2xx": fakes.control("webpush", "stats", get=True)["delivered"],
         "fcm_2xx": fakes.control("fcm", "stats")["messages"],
+        "webhook_requests": fakes.control("webhook", "stats", get=True)["requests"],
     }
     fakes.reset()
     return result

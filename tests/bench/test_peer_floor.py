@@ -8,6 +8,9 @@ with the payload intact; no timings.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 from collections import Counter
 from urllib.parse import urlsplit, urlunsplit
@@ -18,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.conf import settings
 from psycopg import sql
+from standardwebhooks import Webhook
 
 import bench.floor
 import bench.peer
@@ -88,6 +92,28 @@ def test_floor_delivers_every_message_once_per_run(spec, fake_fcm, fake_webpush)
     assert_fakes_received(spec, fake_fcm, fake_webpush, copies=2)
     # One VAPID JWT per sender process, signed once and reused for every message.
     assert fake_webpush.jwts_seen == 3
+
+
+def test_floor_with_receipts_posts_one_signed_receipt_per_accepted_message(
+    spec, fake_fcm, fake_webpush, fake_webhook
+):
+    secret = "whsec_" + base64.b64encode(b"k" * 24).decode()
+    fake_webhook.reset()
+    spec["floor_receipts"] = {"url": f"{fake_webhook.url}/hooks/floor", "secret": secret}
+
+    result = bench.floor.run(spec)
+
+    for provider in ("webpush", "fcm"):
+        assert result[provider]["ok"] == result[provider]["receipts_ok"] == USERS
+    assert_fakes_received(spec, fake_fcm, fake_webpush, copies=1)
+    received = fake_webhook.received("/hooks/floor")
+    assert len(received) == 2 * USERS
+    for receipt in received:
+        payload = Webhook(secret).verify(receipt.body, receipt.headers)
+        assert payload["status"] == "delivered"
+        assert receipt.headers["x-keymaster-signature"] == (
+            "sha256=" + hmac.new(secret.encode(), receipt.body, hashlib.sha256).hexdigest()
+        )
 
 
 @pytest.mark.postgres

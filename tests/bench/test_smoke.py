@@ -56,13 +56,23 @@ def test_benchmark_smoke_loses_and_duplicates_nothing(tmp_path):
     assert faults["expected_from_fakes"]["throttled"] > 0
     assert faults["observed"]["invalid_token"] == faults["expected_from_fakes"]["invalid_token"]
     assert faults["observed"]["retries"] == faults["expected_from_fakes"]["throttled"]
-    for name in ("peer", "floor"):
+    for name, users in (
+        ("peer", harness.SMOKE.peer_users),
+        ("floor", harness.SMOKE.floor_users),
+        ("floor_receipts", harness.SMOKE.floor_users),
+    ):
         rival = results[name]
-        if rival["available"]:
-            assert "error" not in rival, rival
-            counted = rival["fakes_counted"]
-            assert counted["webpush_2xx"] == rival["webpush"]["ok"] == harness.SMOKE.peer_users
-            assert counted["fcm_2xx"] == rival["fcm"]["ok"] == harness.SMOKE.peer_users
+        assert rival["available"], name
+        assert "error" not in rival, rival
+        counted = rival["fakes_counted"]
+        assert counted["webpush_2xx"] == rival["webpush"]["ok"] == users
+        assert counted["fcm_2xx"] == rival["fcm"]["ok"] == users
+    # The floor with receipts POSTed one to the webhook per accepted message; the others none.
+    receipted = results["floor_receipts"]
+    assert receipted["webpush"]["receipts_ok"] == receipted["fcm"]["receipts_ok"] == users
+    assert receipted["fakes_counted"]["webhook_requests"] == 2 * users
+    assert results["floor"]["fakes_counted"]["webhook_requests"] == 0
+    assert set(results["ratios"]) == {"peer", "floor", "floor_receipts"}
     assert results["ok"]
     assert "| measure | result | target |" in report.table(results)
     written = harness.write(results, tmp_path, "smoke")
