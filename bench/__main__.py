@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=10.0, help="soak length")
     parser.add_argument("--rate", type=float, help="soak rate (default: 50%% of the maximum)")
     parser.add_argument("--out", type=Path, help="results directory (default bench/results)")
+    parser.add_argument(
+        "--name", help="results file stem (default: the date, -2, -3... if taken that day)"
+    )
     args = parser.parse_args(argv)
     if not args.database_url.startswith("postgres"):
         parser.error("the benchmark needs PostgreSQL: set DATABASE_URL=postgres://...")
@@ -90,7 +93,8 @@ def _soak(args: Any, scale: Any, workdir: Path, progress: Any, autovacuum: str) 
         progress=progress,
     )
     results["meta"]["autovacuum"] = autovacuum
-    path = harness.write(results, args.out or harness.RESULTS, f"{time.strftime('%Y-%m-%d')}-soak")
+    stem = args.name or f"{time.strftime('%Y-%m-%d')}-soak"
+    path = harness.write(results, args.out or harness.RESULTS, stem)
     soak = results["soak"]
     print(f"soak: {soak['rate']} notifications/s for {soak['seconds']:.0f} s; ok={soak['ok']}")
     for key, growth in soak["rss_growth"].items():
@@ -109,7 +113,7 @@ def _run(
     results["meta"]["wall_seconds"] = round(time.monotonic() - started, 1)
     results["meta"]["autovacuum"] = autovacuum
     directory = args.out or (harness.RESULTS if args.mode == "run" else workdir)
-    path = harness.write(results, directory)
+    path = harness.write(results, directory, args.name)
     print()
     print(report.table(results))
     verdict = "passed" if results["ok"] else "FAILED"

@@ -242,9 +242,18 @@ def _comparison(results: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
 
 
 def write(results: dict[str, Any], directory: Path = RESULTS, stem: str | None = None) -> Path:
-    """Write the JSON and the plots; return the JSON's path."""
+    """Write the JSON and the plots as `<stem>.json` and `<stem>-*.png`; return the JSON's path.
+
+    Without a `stem`, it is today's date, with `-2`, `-3`... added when a run of the same day
+    is there already: a second run never overwrites the first's results.
+    """
     directory.mkdir(parents=True, exist_ok=True)
-    stem = stem or dt.date.today().isoformat()
+    if stem is None:
+        today = dt.date.today().isoformat()
+        stem, n = today, 1
+        while (directory / f"{stem}.json").exists():
+            n += 1
+            stem = f"{today}-{n}"
     results["plots"] = report.plots(results, directory, stem)
     path = directory / f"{stem}.json"
     dump(path, results)
