@@ -342,14 +342,25 @@ def _final_status(delivery: Delivery, outcome: Outcome, now: datetime) -> tuple[
 
 
 def notifications_roll_up(notification_ids: set[Any]) -> None:
-    """Mark notifications whose deliveries have all ended as delivered or failed."""
-    pending = set(
-        Delivery.objects.filter(
-            notification_id__any=notification_ids,
-            status__in=[DeliveryStatus.QUEUED, DeliveryStatus.SENDING],
-        ).values_list("notification_id", flat=True)
-    )
-    done = notification_ids - pending
+    """Mark notifications whose deliveries have all ended as delivered or failed.
+
+    Called in the transaction that recorded the deliveries. Two tasks ending the last two
+    deliveries of one notification at the same time would each see the other's still sending
+    (neither has committed yet) and both leave the notification queued for good. So each
+    notification that still looks open is locked (in id order: no deadlock) and looked at
+    again: whichever task locks it second waits for the first to commit, then sees its
+    delivery ended.
+    """
+    done = notification_ids - _open_notifications(notification_ids)
+    if looks_open := notification_ids - done:
+        locked = set(
+            Notification.objects.select_for_update()
+            .filter(id__any=looks_open, status=NotificationStatus.QUEUED)
+            .order_by("id")
+            .values_list("id", flat=True)
+        )
+        if locked:
+            done |= locked - _open_notifications(locked)
     if not done:
         return
     reached = set(
@@ -361,6 +372,16 @@ def notifications_roll_up(notification_ids: set[Any]) -> None:
     open_ = Notification.objects.filter(status=NotificationStatus.QUEUED)
     open_.filter(id__any=reached).update(status=NotificationStatus.DELIVERED, completed_at=now)
     open_.filter(id__any=done - reached).update(status=NotificationStatus.FAILED, completed_at=now)
+
+
+def _open_notifications(notification_ids: set[Any]) -> set[Any]:
+    """Those of `notification_ids` with a delivery still queued or sending."""
+    return set(
+        Delivery.objects.filter(
+            notification_id__any=notification_ids,
+            status__in=[DeliveryStatus.QUEUED, DeliveryStatus.SENDING],
+        ).values_list("notification_id", flat=True)
+    )
 
 
 def deliveries_sweep(*, now: datetime | None = None) -> int:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import threading
+import time
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
@@ -16,6 +18,7 @@ from standardwebhooks.webhooks import Webhook
 from push.models import Delivery, Device, Notification, PushConfig, Receipt
 from push.services import delivery as delivery_service
 from push.services import receipts as receipt_service
+from push.transports.base import Outcome
 from push.tasks import deliveries_send, sweep
 from tests.drain import drain
 from tests.factories import (
@@ -314,3 +317,73 @@ def test_webhook_on_an_internal_address_is_refused_without_a_connection(
     drain()
     assert Receipt.objects.get().status == "failed"
     assert fake_webhook.received() == []
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_tasks_ending_a_notifications_last_deliveries_at_once_roll_it_up(setup, fake_fcm):
+    # Each task records one of the two deliveries; neither has committed when the other looks
+    # at its sibling. Found by the benchmark's faults run: the notification stayed queued.
+    app, _, user = setup
+    register(user, app)
+    register(user, app)
+    notification_id = _send(app, user)
+    ids = sorted(
+        Delivery.objects.filter(notification_id=notification_id).values_list("id", flat=True)
+    )
+    assert delivery_service.deliveries_claim(ids) == ids
+    first, second = (
+        list(Delivery.objects.filter(id=i).select_related("notification")) for i in ids
+    )
+    first_recorded, first_may_commit = threading.Event(), threading.Event()
+    second_done, second_pid = threading.Event(), []
+
+    def record(deliveries, before_commit=None):
+        delivery_service.deliveries_record(deliveries, {deliveries[0].id: Outcome.delivered()})
+        if before_commit:
+            before_commit()
+
+    def first_task():
+        try:
+            with transaction.atomic():
+                record(first, lambda: (first_recorded.set(), first_may_commit.wait(30)))
+        finally:
+            connection.close()
+
+    def second_task():
+        try:
+            assert first_recorded.wait(30)
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                second_pid.append(cursor.fetchone()[0])
+            with transaction.atomic():
+                record(second)
+            second_done.set()
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=first_task), threading.Thread(target=second_task)]
+    for thread in threads:
+        thread.start()
+    # The first task holds its transaction open until the second has looked at the
+    # notification too: until it has finished, or waits for the first's lock.
+    deadline = time.monotonic() + 30
+    while not second_done.is_set() and time.monotonic() < deadline:
+        if second_pid and _waits_for_a_lock(second_pid[0]):
+            break
+        time.sleep(0.02)
+    first_may_commit.set()
+    for thread in threads:
+        thread.join(30)
+
+    assert set(Delivery.objects.filter(id__in=ids).values_list("status", flat=True)) == {
+        "delivered"
+    }
+    assert Notification.objects.get(id=notification_id).status == "delivered"
+
+
+def _waits_for_a_lock(pid):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid])
+        row = cursor.fetchone()
+    return bool(row) and row[0] == "Lock"
