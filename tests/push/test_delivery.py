@@ -18,8 +18,8 @@ from standardwebhooks.webhooks import Webhook
 from push.models import Delivery, Device, Notification, PushConfig, Receipt
 from push.services import delivery as delivery_service
 from push.services import receipts as receipt_service
-from push.transports.base import Outcome
 from push.tasks import deliveries_send, sweep
+from push.transports.base import Outcome
 from tests.drain import drain
 from tests.factories import (
     app_client,
