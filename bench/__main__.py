@@ -100,6 +100,14 @@ def _soak(args: Any, scale: Any, workdir: Path, progress: Any, autovacuum: str) 
     for key, growth in soak["rss_growth"].items():
         before, after = growth["after_warmup_mb"], growth["end_mb"]
         print(f"  {key}: {before} → {after} MB ({growth['growth_pct']:+.2f}%)")
+    generations = soak.get("worker_generations") or {}
+    if generations.get("count", 0) >= 2:
+        print(
+            f"  workers recycled: {generations['count']} processes, each lived "
+            f"{generations['median_lifetime_s']} s (median); peak RSS of the first ones "
+            f"{generations['first_peak_mb']} MB, of the last ones {generations['last_peak_mb']} MB "
+            f"({generations['growth_pct']:+.2f}%)"
+        )
     print(f"written {path}")
     return 0 if soak["ok"] else 1
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import secrets
+import statistics
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -356,6 +357,7 @@ def _soak_summary(
                 "end_mb": round(warm[-1], 1),
                 "growth_pct": round((warm[-1] - warm[0]) / warm[0] * 100, 2),
             }
+    generations = worker_generations(series)
     statuses: dict[str, int] = {}
     for *_, status, _attempts, _updated in data["deliveries"]:
         statuses[status] = statuses.get(status, 0) + 1
@@ -371,5 +373,38 @@ def _soak_summary(
         "ok": not done["timed_out"] and statuses.get("delivered", 0) == provider_2xx,
         "rss_growth": growth,
         "max_growth_pct": max((g["growth_pct"] for g in growth.values()), default=None),
+        "worker_generations": generations,
         "series": {k: [(round(t, 1), round(r, 1)) for t, r in v] for k, v in series.items()},
+    }
+
+
+def worker_generations(series: dict[str, list[tuple[float, float]]]) -> dict[str, Any] | None:
+    """The worker processes django-q2 recycled during the soak, and their RSS across generations.
+
+    A worker is replaced after `Q_CLUSTER["recycle"]` tasks, so the processes sampled from the
+    first sample to the last are the cluster's own (sentinel, monitor, pusher) and those that
+    came and went are the workers. A leak in the delivery code would show as later
+    generations peaking higher than the first ones (each peaks just before it is replaced).
+    """
+    if not series:
+        return None
+    first = min(p[0][0] for p in series.values() if p)
+    last = max(p[-1][0] for p in series.values() if p)
+    replaced = sorted(
+        (points[0][0], points[-1][0], max(rss for _, rss in points))
+        for key, points in series.items()
+        if key.startswith("workers:") and points and (points[0][0] > first or points[-1][0] < last)
+    )
+    if len(replaced) < 2:
+        return {"count": len(replaced)}
+    k = max(1, min(3, len(replaced) // 2))
+    early = statistics.median(peak for *_, peak in replaced[:k])
+    late = statistics.median(peak for *_, peak in replaced[-k:])
+    return {
+        "count": len(replaced),
+        "median_lifetime_s": round(statistics.median(end - born for born, end, _ in replaced), 1),
+        "first_peak_mb": round(early, 1),
+        "last_peak_mb": round(late, 1),
+        "max_peak_mb": round(max(peak for *_, peak in replaced), 1),
+        "growth_pct": round((late - early) / early * 100, 2),
     }

@@ -262,6 +262,13 @@ Q_CLUSTER = {
     # retry must exceed timeout, or a slow task is handed out twice while still running.
     "retry": env.int("Q_RETRY", default=180),
     "max_attempts": 5,
+    # A worker is replaced after `recycle` tasks, or sooner once its RSS passes `max_rss` (KiB):
+    # a leak is caught by what it leaks. Each replacement imports the delivery code again and
+    # opens new connections and a new OAuth token, so not every 500 tasks (django-q2's default:
+    # every ~20 s at 50% load, where each small send is a task); the benchmark's soak compares
+    # the replaced workers' RSS generation by generation (bench/README.md, item 25).
+    "recycle": env.int("Q_RECYCLE", default=5000),
+    "max_rss": env.int("Q_MAX_RSS_KB", default=300_000),
     "ack_failures": True,
     # Keep no successful results: each saved result is a write per task.
     "save_limit": -1,
