@@ -60,6 +60,8 @@ class Scale:
     timeout: float = 600
 
 
+SOAK_SAMPLE_SECONDS = 10.0  # the soak reads every web and worker process's RSS this often
+
 SMOKE = Scale(
     web_workers=1,
     q_workers=1,
@@ -296,9 +298,11 @@ def soak(
                             rss = psutil.Process(pid).memory_info().rss / 2**20
                         except psutil.NoSuchProcess:
                             continue
+                        if not rss:  # a process exiting (a recycled worker) has no pages left
+                            continue
                         key = f"{group}:{pid}"
                         series.setdefault(key, []).append((time.monotonic() - start, rss))
-                stop.wait(10)
+                stop.wait(SOAK_SAMPLE_SECONDS)
 
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
@@ -344,19 +348,7 @@ def _soak_summary(
     done: dict[str, Any],
     data: dict[str, Any],
 ) -> dict[str, Any]:
-    growth = {}
-    warmup = min(60.0, seconds / 10)
-    for key, points in series.items():
-        # From each process's own warm-up on: django-q2 recycles workers, and one started late
-        # in the soak is still loading its modules at its first sample.
-        born = points[0][0] if points else 0.0
-        warm = [rss for t, rss in points if t >= born + warmup]
-        if len(warm) >= 2:
-            growth[key] = {
-                "after_warmup_mb": round(warm[0], 1),
-                "end_mb": round(warm[-1], 1),
-                "growth_pct": round((warm[-1] - warm[0]) / warm[0] * 100, 2),
-            }
+    growth = rss_growth(series, seconds)
     generations = worker_generations(series)
     statuses: dict[str, int] = {}
     for *_, status, _attempts, _updated in data["deliveries"]:
@@ -378,7 +370,29 @@ def _soak_summary(
     }
 
 
-def worker_generations(series: dict[str, list[tuple[float, float]]]) -> dict[str, Any] | None:
+def rss_growth(
+    series: dict[str, list[tuple[float, float]]], seconds: float
+) -> dict[str, dict[str, float]]:
+    """Each process's RSS from the end of its first minute (or tenth of the soak) to its last."""
+    growth = {}
+    warmup = min(60.0, seconds / 10)
+    for key, points in series.items():
+        # From each process's own warm-up on: a worker started late in the soak is still
+        # loading its modules at its first sample.
+        born = points[0][0] if points else 0.0
+        warm = [rss for t, rss in points if t >= born + warmup and rss]
+        if len(warm) >= 2:
+            growth[key] = {
+                "after_warmup_mb": round(warm[0], 1),
+                "end_mb": round(warm[-1], 1),
+                "growth_pct": round((warm[-1] - warm[0]) / warm[0] * 100, 2),
+            }
+    return growth
+
+
+def worker_generations(
+    series: dict[str, list[tuple[float, float]]], interval: float = SOAK_SAMPLE_SECONDS
+) -> dict[str, Any] | None:
     """The worker processes django-q2 recycled during the soak, and their RSS across generations.
 
     A worker is replaced after `Q_CLUSTER["recycle"]` tasks, so the processes sampled from the
@@ -390,10 +404,15 @@ def worker_generations(series: dict[str, list[tuple[float, float]]]) -> dict[str
         return None
     first = min(p[0][0] for p in series.values() if p)
     last = max(p[-1][0] for p in series.values() if p)
+
+    def lasted(points: list[tuple[float, float]]) -> bool:
+        # Sampled in the first round and in the last (a round's samples are not simultaneous).
+        return points[0][0] - first < interval / 2 and last - points[-1][0] < interval / 2
+
     replaced = sorted(
         (points[0][0], points[-1][0], max(rss for _, rss in points))
         for key, points in series.items()
-        if key.startswith("workers:") and points and (points[0][0] > first or points[-1][0] < last)
+        if key.startswith("workers:") and points and not lasted(points)
     )
     if len(replaced) < 2:
         return {"count": len(replaced)}
