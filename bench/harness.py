@@ -196,19 +196,17 @@ def run(scale: Scale, *, database_url: str, workdir: Path, progress: Any = print
             ctx, seeded, tag="faults", faults=scale.fault_rates, timeout=scale.timeout
         )
         results["cost"] = runs["mixed_max"]["cost"]
-        for name, users in (
-            ("peer", scale.peer_users),
-            ("floor", scale.floor_users),
-            ("floor_receipts", scale.floor_users),
+        receipts = {
+            "url": f"{fakes.webhook}/hooks/floor",
+            "secret": "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode(),
+        }
+        for name, module, users, extra in (
+            ("peer", "bench.peer", scale.peer_users, {}),
+            ("floor", "bench.floor", scale.floor_users, {}),
+            ("floor_receipts", "bench.floor", scale.floor_users, {"floor_receipts": receipts}),
         ):
             progress(f"{name}: {users} Web Push + {users} FCM messages")
-            spec = rival_spec(fakes, database_url, users, scale.q_workers)
-            if name == "floor_receipts":
-                spec["floor_receipts"] = {
-                    "url": f"{fakes.webhook}/hooks/floor",
-                    "secret": "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode(),
-                }
-            module = "bench.peer" if name == "peer" else "bench.floor"
+            spec = {**rival_spec(fakes, database_url, users, scale.q_workers), **extra}
             results[name] = rival_run(fakes, module, spec, workdir / f"{name}.log")
         results["comparison"], results["ratios"] = _comparison(results)
     finally:
@@ -380,7 +378,7 @@ def rss_growth(
         # From each process's own warm-up on: a worker started late in the soak is still
         # loading its modules at its first sample.
         born = points[0][0] if points else 0.0
-        warm = [rss for t, rss in points if t >= born + warmup and rss]
+        warm = [rss for t, rss in points if t >= born + warmup]
         if len(warm) >= 2:
             growth[key] = {
                 "after_warmup_mb": round(warm[0], 1),

@@ -7,7 +7,7 @@ would have given it: delivered if any delivery was, else failed, at its last del
 """
 
 from django.db import migrations
-from django.db.models import Exists, Max, OuterRef, Subquery
+from django.db.models import Case, Exists, Max, OuterRef, Subquery, Value, When
 
 OPEN = ("queued", "sending")
 
@@ -16,22 +16,18 @@ def roll_up_stuck(apps, schema_editor):
     Notification = apps.get_model("push", "Notification")
     Delivery = apps.get_model("push", "Delivery")
     of_it = Delivery.objects.filter(notification_id=OuterRef("pk"))
-    stuck = (
-        Notification.objects.filter(status="queued")
-        .filter(Exists(of_it))
-        .exclude(Exists(of_it.filter(status__in=OPEN)))
-        .annotate(
-            reached=Exists(of_it.filter(status="delivered")),
-            ended_at=Subquery(
-                of_it.values("notification_id").annotate(last=Max("updated_at")).values("last")
-            ),
-        )
+    # One UPDATE: every value comes from the notification's own deliveries.
+    Notification.objects.filter(status="queued").filter(Exists(of_it)).exclude(
+        Exists(of_it.filter(status__in=OPEN))
+    ).update(
+        status=Case(
+            When(Exists(of_it.filter(status="delivered")), then=Value("delivered")),
+            default=Value("failed"),
+        ),
+        completed_at=Subquery(
+            of_it.values("notification_id").annotate(last=Max("updated_at")).values("last")
+        ),
     )
-    for notification in stuck.iterator(chunk_size=1000):
-        Notification.objects.filter(pk=notification.pk, status="queued").update(
-            status="delivered" if notification.reached else "failed",
-            completed_at=notification.ended_at,
-        )
 
 
 class Migration(migrations.Migration):

@@ -338,15 +338,15 @@ def test_two_tasks_ending_a_notifications_last_deliveries_at_once_roll_it_up(set
     first_recorded, first_may_commit = threading.Event(), threading.Event()
     second_done, second_pid = threading.Event(), []
 
-    def record(deliveries, before_commit=None):
+    def record(deliveries):
         delivery_service.deliveries_record(deliveries, {deliveries[0].id: Outcome.delivered()})
-        if before_commit:
-            before_commit()
 
     def first_task():
         try:
             with transaction.atomic():
-                record(first, lambda: (first_recorded.set(), first_may_commit.wait(30)))
+                record(first)
+                first_recorded.set()
+                first_may_commit.wait(30)
         finally:
             connection.close()
 
