@@ -151,7 +151,7 @@ class Notification(models.Model):
 
 
 def outbox_indexes(name: str, waiting: str) -> list[models.Index]:
-    """The sweeper's indexes on an outbox table (push.services.outbox): due rows, stale claims.
+    """The sweeper's indexes on an outbox table (push.delivery.outbox): due rows, stale claims.
 
     Partial, and on predicates the statements that work by primary key cannot match: a claim,
     a record or a roll-up that could use them would read them whole, with the entry of every

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from keymaster.outage import through_db_outage
 from keymaster.ratelimit import counters_prune
-from push.services import delivery, receipts
-from push.services.idempotency import idempotency_prune
+from push.api.idempotency import idempotency_prune
+from push.delivery import deliveries, receipts
 
 
 @through_db_outage
 def deliveries_send(delivery_ids: list[int]) -> dict[str, int]:
     """Deliver a chunk of deliveries (safe to run twice: claims are conditional)."""
-    return delivery.deliveries_send(delivery_ids)
+    return deliveries.deliveries_send(delivery_ids)
 
 
 @through_db_outage
@@ -24,7 +24,7 @@ def receipts_send(receipt_ids: list[int]) -> dict[str, int]:
 def sweep() -> dict[str, int]:
     """Queue due retries and take back the claims of workers that died (every minute)."""
     return {
-        "deliveries": delivery.deliveries_sweep(),
+        "deliveries": deliveries.deliveries_sweep(),
         "receipts": receipts.receipts_sweep(),
     }
 

@@ -9,7 +9,7 @@ import pytest
 from fakes.fcm import FakeFcm
 from fakes.webhook import WebhookFake
 from fakes.webpush import WebPushFake
-from push.runtime import runtime_reset
+from push.delivery.runtime import runtime_reset
 
 
 @pytest.fixture(scope="session")

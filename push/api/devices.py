@@ -19,7 +19,7 @@ from accounts.tokens import (
 )
 from keymaster.errors import InvalidInput, NotFound, validated
 from keymaster.openapi import errors
-from push.api.common import device_label
+from push.api.user_agent import device_label
 from push.selectors import devices_of_app, devices_of_user_by_app, webpush_subscription_count
 from push.serializers import (
     AccountDevicesOut,

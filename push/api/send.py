@@ -15,6 +15,7 @@ from accounts.permissions import HasPushSendScope
 from accounts.tokens import ClientTokenAuthentication
 from keymaster.errors import InvalidInput, validated
 from keymaster.openapi import errors
+from push.api.idempotency import MAX_KEY_LENGTH, send_idempotently
 from push.selectors import app_for_send
 from push.serializers import (
     BatchIn,
@@ -24,7 +25,6 @@ from push.serializers import (
     SendManyOut,
     SendOut,
 )
-from push.services.idempotency import MAX_KEY_LENGTH, send_idempotently
 from push.services.notifications import (
     NotificationDraft,
     notification_for_app,

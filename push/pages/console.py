@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils.http import urlencode
 
 from keymaster.errors import InvalidInput, KeymasterError, NotFound
+from push.delivery.receipts import receipt_redeliver
 from push.forms import (
     DeviceFilterForm,
     PushSettingsForm,
@@ -35,19 +36,18 @@ from push.selectors_console import (
     recent_notifications,
     recent_receipts,
 )
+from push.services.app_admin import (
+    device_remove_by_admin,
+    notification_send_test,
+    webhook_secret_reveal,
+)
 from push.services.config import (
     push_config_for,
     push_config_rotate_webhook_secret,
     push_config_set_fcm_service_account,
     push_config_update,
 )
-from push.services.console import (
-    device_remove_by_admin,
-    notification_send_test,
-    webhook_secret_reveal,
-)
 from push.services.notifications import notifications_today
-from push.services.receipts import receipt_redeliver
 
 TAB_TEMPLATE = "push/app_notifications.html"
 DEVICES_PER_PAGE = 20

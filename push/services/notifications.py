@@ -21,6 +21,7 @@ from accounts.models import App, Enrollment
 from keymaster.bulk import objects_insert
 from keymaster.errors import NotFound, TooManyRequests
 from keymaster.ratelimit import Take, Window, counter_peek, counter_preview, counter_take
+from push.delivery.queue import deliveries_enqueue
 from push.models import (
     MAX_TTL,
     Delivery,
@@ -30,7 +31,6 @@ from push.models import (
     PushConfig,
 )
 from push.services.devices import NotEnrolled, PushDisabled
-from push.services.queue import deliveries_enqueue
 
 logger = logging.getLogger(__name__)
 

@@ -36,9 +36,9 @@ from django.views import View
 
 from accounts.models import App, AppAdmin, Enrollment, User
 from accounts.tokens import client_token_issue
+from push.delivery.receipts import receipts_create
 from push.models import AuditEvent, Delivery, Device, Notification, PushConfig, Receipt
 from push.services.notifications import NotificationDraft, notifications_send
-from push.services.receipts import receipts_create
 from tests.factories import PASSWORD, enable_push, enroll, make_app, make_user, register
 from tests.push.subscriptions import browser_subscription
 

@@ -410,7 +410,7 @@ def test_a_full_run_leaves_no_secret_in_the_tables_the_logs_or_the_error_answers
     assert len(run.api.errors) == 7
     assert len(blobs) >= 1  # the Account page's session, decoded
     if worker_log:
-        assert any("push.services.delivery" in line for line in worker_lines)
+        assert any("push.delivery.deliveries" in line for line in worker_lines)
 
     planted_found = _planted_are_found(run, collector, run.app_id)
     figures_record(

@@ -23,8 +23,8 @@ from accounts.services import app_create, app_rotate_secret
 from fakes.fcm import FakeFcm
 from fakes.webhook import WebhookFake
 from live_support import FaultProxy, jwt_claims
+from push.delivery.runtime import runtime_reset
 from push.models import Device, Notification
-from push.runtime import runtime_reset
 from push.services.config import push_config_update, webhook_secret_new
 from stub_server import FakeClock
 from tests.drain import drain

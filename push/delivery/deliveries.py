@@ -22,6 +22,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from keymaster.outage import through_db_outage
+from push.delivery.backoff import backoff_seconds
+from push.delivery.outbox import outbox_claim, outbox_isolate, outbox_sweep
+from push.delivery.queue import deliveries_enqueue
+from push.delivery.receipts import receipts_create, receipts_post
+from push.delivery.runtime import runtime
 from push.models import (
     Delivery,
     DeliveryStatus,
@@ -32,12 +37,7 @@ from push.models import (
     Receipt,
     Transport,
 )
-from push.runtime import runtime
-from push.services.backoff import backoff_seconds
 from push.services.config import push_config_record_error
-from push.services.outbox import outbox_claim, outbox_isolate, outbox_sweep
-from push.services.queue import deliveries_enqueue
-from push.services.receipts import receipts_create, receipts_post
 from push.transports.base import Outcome, OutcomeKind, PushMessage, outcome_for_bug
 from push.transports.fcm import FcmCredential, credential_for
 from push.transports.webpush import VapidKey

@@ -15,9 +15,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
+from push.delivery import deliveries as delivery_service
+from push.delivery import receipts as receipt_service
 from push.models import Delivery, Device, Notification, PushConfig, Receipt
-from push.services import delivery as delivery_service
-from push.services import receipts as receipt_service
 from push.tasks import deliveries_send, sweep
 from push.transports.base import Outcome
 from tests.drain import drain
@@ -310,7 +310,7 @@ def test_webhook_on_an_internal_address_is_refused_without_a_connection(
     app, _, user = setup
     register(user, app)
     settings.OUTBOUND_ALLOWED_HOSTS = ""  # the fake's 127.0.0.1 is internal now
-    from push.runtime import runtime_reset
+    from push.delivery.runtime import runtime_reset
 
     runtime_reset()
     _send(app, user)

@@ -17,6 +17,10 @@ from django.utils import timezone
 from keymaster.bulk import objects_insert
 from keymaster.errors import NotFound
 from keymaster.outage import through_db_outage
+from push.delivery.backoff import backoff_seconds
+from push.delivery.outbox import outbox_claim, outbox_isolate, outbox_lease, outbox_sweep
+from push.delivery.queue import receipts_enqueue
+from push.delivery.runtime import runtime
 from push.models import (
     Delivery,
     PushConfig,
@@ -24,11 +28,7 @@ from push.models import (
     ReceiptAttempt,
     ReceiptStatus,
 )
-from push.runtime import runtime
 from push.services.audit import audit_record
-from push.services.backoff import backoff_seconds
-from push.services.outbox import outbox_claim, outbox_isolate, outbox_lease, outbox_sweep
-from push.services.queue import receipts_enqueue
 from push.transports.base import OutcomeKind, outcome_for_bug
 from push.transports.webhook import WebhookCall, WebhookResult
 
