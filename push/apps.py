@@ -1,7 +1,7 @@
 from django.apps import AppConfig
 
 
-class PushConfig(AppConfig):
+class PushAppConfig(AppConfig):
     name = "push"
     default_auto_field = "django.db.models.BigAutoField"
 

@@ -11,14 +11,13 @@ from accounts.permissions import app_for_admin
 from accounts.tokens import UserTokenAuthentication
 from keymaster.errors import validated
 from push.models import PushConfig
-from push.selectors import device_count
+from push.selectors import device_count, notifications_today
 from push.serializers import ConfigIn, ConfigOut
 from push.services.config import (
     push_config_for,
     push_config_rotate_webhook_secret,
     push_config_update,
 )
-from push.services.notifications import notifications_today
 
 
 def config_out(config: PushConfig) -> dict:

@@ -12,16 +12,11 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import App
-from keymaster.errors import KeymasterError
 from push.models import IdempotencyRecord
+from push.services.errors import IdempotencyKeyReused
 
 LIFETIME = timedelta(hours=24)
 MAX_KEY_LENGTH = 255
-
-
-class IdempotencyKeyReused(KeymasterError):
-    status_code = 422
-    code = "idempotency_key_reused"
 
 
 def _fingerprint(endpoint: str, payload: Any) -> str:

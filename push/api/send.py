@@ -16,7 +16,8 @@ from accounts.tokens import ClientTokenAuthentication
 from keymaster.errors import InvalidInput, validated
 from keymaster.openapi import errors
 from push.api.idempotency import MAX_KEY_LENGTH, send_idempotently
-from push.selectors import app_for_send
+from push.api.ratelimit import quota_headers
+from push.selectors import app_for_send, notification_of_app
 from push.serializers import (
     BatchIn,
     BulkIn,
@@ -27,9 +28,7 @@ from push.serializers import (
 )
 from push.services.notifications import (
     NotificationDraft,
-    notification_for_app,
     notifications_send,
-    quota_headers,
 )
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
@@ -187,5 +186,5 @@ class NotificationView(APIView):
     @extend_schema(responses={200: NotificationOut, **errors(403)}, tags=["send"])
     def get(self, request: Request, notification_id: str) -> Response:
         """Show a notification's status and the outcome on each device."""
-        notification = notification_for_app(app=request.user.app, notification_id=notification_id)
+        notification = notification_of_app(request.user.app, notification_id)
         return Response(NotificationOut(notification).data)

@@ -15,7 +15,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from keymaster.bulk import objects_insert
-from keymaster.errors import NotFound
 from keymaster.outage import through_db_outage
 from push.delivery.backoff import backoff_seconds
 from push.delivery.outbox import outbox_claim, outbox_isolate, outbox_lease, outbox_sweep
@@ -28,7 +27,6 @@ from push.models import (
     ReceiptAttempt,
     ReceiptStatus,
 )
-from push.services.audit import audit_record
 from push.transports.base import OutcomeKind, outcome_for_bug
 from push.transports.webhook import WebhookCall, WebhookResult
 
@@ -231,23 +229,6 @@ def _after(receipt: Receipt, result: WebhookResult, now: datetime) -> dict[str, 
             "enqueued_at": None,
         }
     return {**common, "_kind": "failed", "status": ReceiptStatus.FAILED}
-
-
-def receipt_redeliver(*, receipt: Receipt, actor: Any) -> Receipt:
-    """Send a receipt again now (same webhook-id), whatever became of it before."""
-    if receipt.status == ReceiptStatus.SENDING:
-        raise NotFound("That receipt is being sent right now.")
-    now = timezone.now()
-    with transaction.atomic():
-        Receipt.objects.filter(id=receipt.id).update(
-            status=ReceiptStatus.PENDING, next_attempt_at=now, enqueued_at=now, claimed_until=None
-        )
-        receipts_enqueue([receipt.id])
-        audit_record(
-            app=receipt.app, actor=actor, action="receipt.redeliver", webhook_id=receipt.webhook_id
-        )
-    receipt.refresh_from_db()
-    return receipt
 
 
 def receipts_sweep(*, now: datetime | None = None) -> int:

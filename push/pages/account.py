@@ -16,8 +16,7 @@ from django.views.decorators.http import require_GET
 from accounts.selectors import user_is_admin
 from accounts.views import access_cookie_set
 from keymaster.errors import NotFound
-from push.selectors import devices_of_user_by_app
-from push.selectors_console import browser_push_key
+from push.selectors import browser_push_key, devices_of_user_by_app
 from push.services.devices import device_remove
 
 SERVICE_WORKER = Path(settings.BASE_DIR) / "static" / "keymaster" / "sw.js"

@@ -13,7 +13,6 @@ from django.urls import reverse
 from django.utils.http import urlencode
 
 from keymaster.errors import InvalidInput, KeymasterError, NotFound
-from push.delivery.receipts import receipt_redeliver
 from push.forms import (
     DeviceFilterForm,
     PushSettingsForm,
@@ -24,14 +23,15 @@ from push.forms import (
 from push.models import PushConfig
 from push.pages.access import ConsoleView
 from push.pages.chart import outcome_chart
-from push.selectors import device_count
-from push.selectors_console import (
+from push.selectors import (
     audit_events_of_app,
     console_apps,
     console_devices,
     delivery_outcomes_by_day,
+    device_count,
     device_counts_by_platform,
     notification_of_app,
+    notifications_today,
     receipt_of_app,
     recent_notifications,
     recent_receipts,
@@ -47,7 +47,7 @@ from push.services.config import (
     push_config_set_fcm_service_account,
     push_config_update,
 )
-from push.services.notifications import notifications_today
+from push.services.redelivery import receipt_redeliver
 
 TAB_TEMPLATE = "push/app_notifications.html"
 DEVICES_PER_PAGE = 20
@@ -122,7 +122,7 @@ def _sent(app: Any, notification_id: str | None) -> Any:
     if not notification_id:
         return None
     try:
-        return notification_of_app(app, notification_id)
+        return notification_of_app(app, notification_id, with_email=True)
     except NotFound:
         return None
 
@@ -226,7 +226,7 @@ class SendTestView(ConsoleView):
 class NotificationFragmentView(ConsoleView):
     def get(self, request: HttpRequest, app_id: str, notification_id: str) -> HttpResponse:
         """Render one notification and its deliveries (the test-send result polls this)."""
-        notification = notification_of_app(self.app, notification_id)
+        notification = notification_of_app(self.app, notification_id, with_email=True)
         return render(request, "push/_notification.html", {"n": notification, "app": self.app})
 
 

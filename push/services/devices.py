@@ -16,24 +16,17 @@ from accounts.models import App, Enrollment, User
 from accounts.selectors import user_is_enrolled
 from accounts.tokens import AppClient
 from keymaster.crypto import lookup_hmac
-from keymaster.errors import Forbidden, InvalidInput, NotFound, TooManyRequests
+from keymaster.errors import InvalidInput, NotFound, TooManyRequests
 from keymaster.ratelimit import Window, counter_take
 from push.models import Device, Platform, PushConfig, Transport
 from push.outbound import OutboundPolicy
+from push.services.errors import NotEnrolled, PushDisabled
 from push.transports.webpush import SubscriptionInvalid, validate_subscription
 
 logger = logging.getLogger(__name__)
 
 # FCM registration tokens are opaque, but always printable ASCII without spaces, well under 4 KB.
 _FCM_TOKEN = re.compile(r"[\x21-\x7e]{16,4096}")
-
-
-class PushDisabled(Forbidden):
-    code = "push_disabled"
-
-
-class NotEnrolled(Forbidden):
-    code = "not_enrolled"
 
 
 def app_with_push_enabled(app_id: Any) -> App:

@@ -19,8 +19,7 @@ from django.utils import timezone
 
 from accounts.models import App, Enrollment
 from keymaster.bulk import objects_insert
-from keymaster.errors import NotFound, TooManyRequests
-from keymaster.ratelimit import Take, Window, counter_peek, counter_preview, counter_take
+from keymaster.ratelimit import Take, counter_preview, counter_take
 from push.delivery.queue import deliveries_enqueue
 from push.models import (
     MAX_TTL,
@@ -30,11 +29,11 @@ from push.models import (
     NotificationStatus,
     PushConfig,
 )
-from push.services.devices import NotEnrolled, PushDisabled
+from push.selectors import quota_window
+from push.services.errors import NotEnrolled, PushDisabled, QuotaExceeded
 
 logger = logging.getLogger(__name__)
 
-DAY = 86_400
 # A send reads only `enabled` and `daily_quota` of the config: decrypting its secrets on every
 # send was a fifth of the accept path's CPU (bench/README.md).
 CONFIG_SECRETS = ("webhook_secret", "vapid_private_key", "fcm_service_account")
@@ -52,27 +51,6 @@ class NotificationDraft:
     priority: str = "normal"
     collapse_key: str = ""
     urgency: str = ""
-
-
-class QuotaExceeded(TooManyRequests):
-    code = "quota_exceeded"
-
-    def headers(self) -> dict[str, str]:
-        return {
-            **super().headers(),
-            "RateLimit-Limit": str(self.extra["quota"]),
-            "RateLimit-Remaining": str(max(0, self.extra["quota"] - self.extra["used"])),
-            "RateLimit-Reset": str(self.retry_after),
-        }
-
-
-def quota_window(config: PushConfig) -> Window:
-    """The app's daily quota: epoch-aligned days reset at 00:00 UTC."""
-    return Window(f"quota:{config.app_id}", DAY, config.daily_quota)
-
-
-def notifications_today(config: PushConfig) -> int:
-    return counter_peek(quota_window(config))
 
 
 @functools.cache
@@ -203,20 +181,3 @@ def _store(
         app.pk,
     )
     return [n.id for n in notifications]
-
-
-def quota_headers(take: Take) -> dict[str, str]:
-    """The RateLimit-* headers of a send answer (draft-ietf-httpapi-ratelimit-headers)."""
-    return {
-        "RateLimit-Limit": str(take.limit),
-        "RateLimit-Remaining": str(take.remaining),
-        "RateLimit-Reset": str(max(0, int(take.reset_in))),
-    }
-
-
-def notification_for_app(*, app: App, notification_id: Any) -> Notification:
-    """Return one of the app's notifications with its deliveries, or raise 404."""
-    try:
-        return Notification.objects.prefetch_related("deliveries").get(pk=notification_id, app=app)
-    except (Notification.DoesNotExist, ValueError, TypeError):
-        raise NotFound("No such notification.") from None

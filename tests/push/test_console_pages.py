@@ -22,7 +22,7 @@ from push.models import (
     ReceiptAttempt,
     ReceiptStatus,
 )
-from push.selectors_console import delivery_outcomes_by_day
+from push.selectors import delivery_outcomes_by_day
 from push.services.config import push_config_for
 from tests.factories import (
     enable_push,

@@ -18,6 +18,7 @@ from standardwebhooks.webhooks import Webhook
 from push.delivery import deliveries as delivery_service
 from push.delivery import receipts as receipt_service
 from push.models import Delivery, Device, Notification, PushConfig, Receipt
+from push.services.redelivery import receipt_redeliver
 from push.tasks import deliveries_send, sweep
 from push.transports.base import Outcome
 from tests.drain import drain
@@ -298,7 +299,7 @@ def test_redeliver_sends_the_same_receipt_again(setup, fake_webhook):
     _send(app, user)
     drain()
     receipt = Receipt.objects.get()
-    receipt_service.receipt_redeliver(receipt=receipt, actor=None)
+    receipt_redeliver(receipt=receipt, actor=None)
     drain()
     bodies = [d.body for d in fake_webhook.received()]
     assert len(bodies) == 2 and bodies[0] == bodies[1]
