@@ -10,8 +10,7 @@ from django.utils import timezone
 
 from accounts.models import App
 from keymaster.crypto import EncryptedTextField
-
-MAX_TTL = 2_419_200  # 28 days, FCM's maximum
+from push.transports.base import MAX_TTL  # noqa: F401 - stated once, with the transports
 
 
 def _default_quota() -> int:
@@ -148,6 +147,12 @@ class Notification(models.Model):
     @property
     def expires_at(self):  # noqa: ANN201 - datetime
         return self.created_at + timezone.timedelta(seconds=self.ttl)
+
+    def ttl_left(self) -> int:
+        """Return the seconds left before `expires_at` (0 for a TTL of 0: now or never)."""
+        # A retried message keeps its original deadline: providers get only the time left.
+        left = (self.expires_at - timezone.now()).total_seconds()
+        return max(0, int(left)) if self.ttl else 0
 
 
 def outbox_indexes(name: str, waiting: str) -> list[models.Index]:

@@ -10,6 +10,7 @@ from rest_framework import serializers
 
 from keymaster.fields import StrictBooleanField, StrictCharField
 from push.models import MAX_TTL, Platform, Priority, Urgency
+from push.transports.webpush import MAX_ENDPOINT_LENGTH
 
 DATA_MAX_BYTES = 4096  # FCM's payload limit
 MAX_OFFSET = 1_000_000_000
@@ -181,7 +182,7 @@ class PushKeysIn(serializers.Serializer):
 class SubscribeIn(serializers.Serializer):
     """The browser's PushSubscription.toJSON(), as the second seed, plus an optional app_id."""
 
-    endpoint = serializers.CharField(max_length=2048)
+    endpoint = serializers.CharField(max_length=MAX_ENDPOINT_LENGTH)
     expirationTime = serializers.IntegerField(required=False, allow_null=True)  # noqa: N815
     keys = PushKeysIn()
     app_id = serializers.UUIDField(required=False)

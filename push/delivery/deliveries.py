@@ -39,24 +39,13 @@ from push.models import (
 )
 from push.services.config import push_config_record_error
 from push.transports.base import Outcome, OutcomeKind, PushMessage, outcome_for_bug
-from push.transports.fcm import FcmCredential, credential_for
+from push.transports.fcm import FcmCredential, credential_for, outcome_not_configured
 from push.transports.webpush import VapidKey
 
 logger = logging.getLogger(__name__)
 
 BACKOFF_BASE = 5.0
 BACKOFF_CAP = 3600.0
-# Provider errors that mean the app is misconfigured: shown on its config, device kept.
-_CONFIG_ERRORS = {
-    "SENDER_ID_MISMATCH",
-    "THIRD_PARTY_AUTH_ERROR",
-    "APNS_AUTH_ERROR",
-    "fcm_not_configured",
-    "auth_rejected",
-    "http_401",
-    "http_403",
-    "vapid_invalid",
-}
 
 
 # What sending, recording and the receipt read of a delivery and its notification: building a
@@ -143,17 +132,11 @@ def _message(notification: Notification) -> PushMessage:
         title=notification.title,
         body=notification.body,
         data=notification.data,
-        ttl=_ttl_left(notification),
+        ttl=notification.ttl_left(),
         priority=notification.priority,
         collapse_key=notification.collapse_key or None,
         urgency=notification.urgency or None,
     )
-
-
-def _ttl_left(notification: Notification) -> int:
-    # A retried message keeps its original deadline: providers get only the time left.
-    left = (notification.expires_at - timezone.now()).total_seconds()
-    return max(0, int(left)) if notification.ttl else 0
 
 
 def _jobs(
@@ -213,9 +196,7 @@ def _send(jobs: list[_Job]) -> dict[int, Outcome]:
         if fcm:
             credential = _fcm_credential(config)
             if credential is None:
-                missing = Outcome(
-                    OutcomeKind.FAILED, "fcm_not_configured", "no FCM service account is configured"
-                )
+                missing = outcome_not_configured()
                 results.update({job.delivery.id: missing for job in fcm})
             else:
                 sent = await rt.fcm.send_many(credential, [(j.target, j.message) for j in fcm])
@@ -288,7 +269,7 @@ def deliveries_record(
         finished.append(delivery)
         if status == DeliveryStatus.INVALID_TOKEN and delivery.device_id:
             dead_devices.add(delivery.device_id)
-        if error in _CONFIG_ERRORS:
+        if outcome.misconfigured and outcome.kind is not OutcomeKind.RETRY:
             config_errors[delivery.app_id] = f"{error}: {outcome.detail}"
     with transaction.atomic():
         # Only the claims still ours: one the sweeper took back is another worker's now.

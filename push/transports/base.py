@@ -7,12 +7,17 @@ and never decide what an outcome does to a device. The delivery task does that.
 from __future__ import annotations
 
 import asyncio
+import email.utils
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TypeVar
 
 T = TypeVar("T")
+
+MAX_TTL = 2_419_200  # 28 days, FCM's maximum; also every notification's default TTL
+MAX_RETRY_AFTER = 24 * 3600  # a provider's Retry-After beyond a day is not honoured as is
 
 
 class OutcomeKind(StrEnum):
@@ -35,6 +40,10 @@ class Outcome:
     error: str | None = None
     detail: str = ""
     retry_after: float | None = None
+    # The answer says the app's configuration is wrong (not the device): the delivery wing
+    # shows it on the app's push config and keeps the device. Set from the transport's
+    # MISCONFIGURED rows; derived from `error`, so not part of equality.
+    misconfigured: bool = field(default=False, compare=False)
 
     @classmethod
     def delivered(cls) -> Outcome:
@@ -49,7 +58,7 @@ class PushMessage:
     title: str
     body: str
     data: dict[str, str] = field(default_factory=dict)
-    ttl: int = 2_419_200
+    ttl: int = MAX_TTL
     priority: str = "normal"  # normal | high
     collapse_key: str | None = None
     urgency: str | None = None  # Web Push Urgency: very-low | low | normal | high
@@ -88,3 +97,25 @@ async def gather_each(
             raise result
         answers.append(result)
     return answers
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Parse Retry-After (delay seconds or an HTTP-date) into seconds; None if absent/invalid.
+
+    The one parser for FCM, Web Push and webhooks (RFC 9110 section 10.2.3): a date in the
+    past is 0, a date without a zone is ignored, and any wait is capped at MAX_RETRY_AFTER.
+    """
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        seconds = float(value)
+    else:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = max(0.0, when.timestamp() - (time.time() if now is None else now))
+    return min(seconds, MAX_RETRY_AFTER)

@@ -12,7 +12,6 @@ aiohttp, not httpx: on the benchmark httpx's async pool cost ~8-12 ms of CPU per
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import logging
 import re
@@ -35,8 +34,10 @@ from push.transports.base import (
     PushMessage,
     gather_each,
     outcome_for_bug,
+    parse_retry_after,
     redacted,
 )
+from push.transports.webpush import TOPIC
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +79,21 @@ ERROR_TABLE: dict[str, OutcomeKind] = {
     "auth_unavailable": RETRY,  # the OAuth endpoint answered 5xx
     "auth_rejected": FAILED,  # the service account was refused: revoked key, wrong file
     "invalid_message": FAILED,  # firebase-admin refused to encode the message
+    "fcm_not_configured": FAILED,  # the app has no service account (and there is no default)
 }
+# The answers (by error name) that mean the app's Firebase setup is wrong, not the device:
+# the delivery wing shows them on the app's push config and keeps the device.
+MISCONFIGURED = frozenset(
+    {
+        "SENDER_ID_MISMATCH",
+        "THIRD_PARTY_AUTH_ERROR",
+        "APNS_AUTH_ERROR",
+        "fcm_not_configured",
+        "auth_rejected",
+        "http_401",
+        "http_403",
+    }
+)
 
 # FCM asks senders to wait at least a minute after a quota error when it sends no Retry-After
 # (https://firebase.google.com/docs/cloud-messaging/scale-fcm#handling-retries).
@@ -91,7 +106,6 @@ MIN_RETRY_AFTER: dict[str, float] = {
 _FCM_ERROR_TYPE = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
 _BAD_REQUEST_TYPE = "type.googleapis.com/google.rpc.BadRequest"
 _INVALID_TOKEN_MESSAGE = re.compile(r"registration token is not a valid", re.IGNORECASE)
-_WEBPUSH_TOPIC = re.compile(r"[A-Za-z0-9_-]{1,32}")  # RFC 8030 section 5.4
 _APNS_COLLAPSE_ID_MAX_BYTES = 64
 _HEADERS = {"X-GOOG-API-FORMAT-VERSION": "2", "User-Agent": "keymaster-fcm/1"}
 # After a failed token fetch, concurrent sends share its answer instead of each retrying it.
@@ -220,7 +234,7 @@ def build_message(token: str, message: PushMessage) -> dict[str, Any]:
         "TTL": str(message.ttl),
         "Urgency": message.urgency or ("high" if high else "normal"),
     }
-    if collapse_key and _WEBPUSH_TOPIC.fullmatch(collapse_key):
+    if collapse_key and TOPIC.fullmatch(collapse_key):
         webpush_headers["Topic"] = collapse_key
     fcm_message = messaging.Message(
         notification=messaging.Notification(title=message.title, body=message.body),
@@ -254,11 +268,17 @@ def outcome_for_response(
     detail = f"FCM {status}: {error.get('message') or 'no error body'}"
     retry_after = None
     if kind is RETRY:
-        retry_after = _parse_retry_after(headers.get("Retry-After"))
+        retry_after = parse_retry_after(headers.get("Retry-After"))
         floor = MIN_RETRY_AFTER.get(key)
         if floor is not None:
             retry_after = max(retry_after or 0.0, floor)
-    return Outcome(kind, error_name, redacted(detail, token), retry_after)
+    return Outcome(
+        kind,
+        error_name,
+        redacted(detail, token),
+        retry_after,
+        misconfigured=error_name in MISCONFIGURED,
+    )
 
 
 def _google_error(content: bytes) -> dict[str, Any]:
@@ -293,20 +313,6 @@ def _status_key(status: int) -> str:
     return "http_5xx" if status >= 500 else "http_4xx"
 
 
-def _parse_retry_after(value: str | None) -> float | None:
-    """Parse Retry-After as seconds or an HTTP-date (RFC 9110 section 10.2.3)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
 def _auth_outcome(exc: Exception, credential: FcmCredential) -> Outcome:
     """Turn a failed token fetch into an Outcome."""
     reason = str(exc.args[0]) if exc.args else type(exc).__name__
@@ -317,7 +323,15 @@ def _auth_outcome(exc: Exception, credential: FcmCredential) -> Outcome:
     else:
         key = "auth_rejected"
         detail = f"OAuth token refused for service account {credential.client_email}: {reason}"
-    return Outcome(ERROR_TABLE[key], key, detail[:200])
+    return Outcome(ERROR_TABLE[key], key, detail[:200], misconfigured=key in MISCONFIGURED)
+
+
+def outcome_not_configured() -> Outcome:
+    """The outcome of a send for an app with no FCM service account."""
+    error = "fcm_not_configured"
+    return Outcome(
+        ERROR_TABLE[error], error, "no FCM service account is configured", misconfigured=True
+    )
 
 
 class FcmTransport:

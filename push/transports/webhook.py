@@ -19,8 +19,13 @@ from dataclasses import dataclass
 import aiohttp
 
 from push.outbound import OutboundPolicy, OutboundRefused, guarded_session
-from push.transports.base import Outcome, OutcomeKind, gather_each, outcome_for_bug
-from push.transports.webpush import parse_retry_after
+from push.transports.base import (
+    Outcome,
+    OutcomeKind,
+    gather_each,
+    outcome_for_bug,
+    parse_retry_after,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import email.utils
 import hashlib
 import json
 import logging
@@ -38,6 +37,7 @@ from push.transports.base import (
     PushMessage,
     gather_each,
     outcome_for_bug,
+    parse_retry_after,
 )
 
 logger = logging.getLogger(__name__)
@@ -49,10 +49,9 @@ MAX_BODY = 4096  # RFC 8030 section 7.2: the size every push service must accept
 ECE_OVERHEAD = 86 + 1 + 16
 MAX_PAYLOAD = MAX_BODY - ECE_OVERHEAD
 MAX_JWT_LIFETIME = 24 * 3600  # RFC 8292 section 2: exp no more than 24 hours ahead
-MAX_RETRY_AFTER = 24 * 3600  # a push service's Retry-After beyond a day is not honoured as is
 MAX_ENDPOINT_LENGTH = 2048
 URGENCIES = frozenset({"very-low", "low", "normal", "high"})
-_TOPIC = re.compile(r"[A-Za-z0-9_-]{1,32}")  # RFC 8030 section 5.4
+TOPIC = re.compile(r"[A-Za-z0-9_-]{1,32}")  # RFC 8030 section 5.4 (FCM's webpush.headers too)
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 
 # The one mapping from a push service's answer (or a local refusal) to an outcome. Exact
@@ -80,6 +79,8 @@ ERROR_TABLE: dict[int | str, OutcomeKind] = {
     "invalid_subscription": OutcomeKind.INVALID_TOKEN,
     "vapid_invalid": OutcomeKind.FAILED,
 }
+# The rows that mean the app's VAPID key is wrong, not the subscription: shown on its config.
+MISCONFIGURED = frozenset({"http_401", "http_403", "vapid_invalid"})
 
 _DETAILS: dict[int | str, str] = {
     400: "push service rejected the request as malformed",
@@ -151,7 +152,7 @@ def build_payload(message: PushMessage) -> bytes:
 
 def topic_for(collapse_key: str) -> str:
     """Return an RFC 8030 Topic (<= 32 base64url chars), hashing keys that are not one."""
-    if _TOPIC.fullmatch(collapse_key):
+    if TOPIC.fullmatch(collapse_key):
         return collapse_key
     return _b64url(hashlib.sha256(collapse_key.encode("utf-8")).digest())[:32]
 
@@ -161,24 +162,6 @@ def urgency_for(message: PushMessage) -> str:
     if message.urgency in URGENCIES:
         return message.urgency
     return "high" if message.priority == "high" else "normal"
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Parse Retry-After (delay seconds or an HTTP-date) into seconds; None if absent/invalid."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        seconds = float(value)
-    else:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            return None
-        seconds = max(0.0, when.timestamp() - (time.time() if now is None else now))
-    return min(seconds, MAX_RETRY_AFTER)
 
 
 class SubscriptionInvalid(ValueError):
@@ -410,6 +393,7 @@ class WebPushTransport:
             error=f"http_{status}",
             detail=detail,
             retry_after=parse_retry_after(retry_after) if kind is OutcomeKind.RETRY else None,
+            misconfigured=f"http_{status}" in MISCONFIGURED,
         )
 
     async def send_many(
@@ -434,4 +418,6 @@ class WebPushTransport:
 
 def _local(error: str, detail: str) -> Outcome:
     # An outcome decided without (or before) an HTTP answer, still mapped by ERROR_TABLE.
-    return Outcome(outcome_kind(error), error=error, detail=detail)
+    return Outcome(
+        outcome_kind(error), error=error, detail=detail, misconfigured=error in MISCONFIGURED
+    )

@@ -15,12 +15,14 @@ from fakes.fcm import FakeFcm, new_service_account
 from push.transports.base import Outcome, OutcomeKind, PushMessage
 from push.transports.fcm import (
     ERROR_TABLE,
+    MISCONFIGURED,
     FcmCredential,
     FcmTransport,
     _auth_outcome,
     build_message,
     credential_for,
     outcome_for_response,
+    outcome_not_configured,
 )
 
 DELIVERED = OutcomeKind.DELIVERED
@@ -212,7 +214,14 @@ ROWS = [
     ("HTTP_418", "http_4xx", FAILED, "http_418", None),
 ]
 # Rows exercised by their own tests below rather than by a scripted FCM answer.
-OWN_TESTS = {"timeout", "connection_error", "auth_rejected", "auth_unavailable", "invalid_message"}
+OWN_TESTS = {
+    "timeout",
+    "connection_error",
+    "auth_rejected",
+    "auth_unavailable",
+    "invalid_message",
+    "fcm_not_configured",
+}
 
 
 def test_every_error_table_row_is_tested():
@@ -238,6 +247,37 @@ def test_retry_after_http_date(fake, credential):
 
     assert outcome.kind is RETRY
     assert 85 <= outcome.retry_after <= 90
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "misconfigured"),
+    [
+        (403, "SENDER_ID_MISMATCH", True),
+        (401, "THIRD_PARTY_AUTH_ERROR", True),
+        (401, "APNS_AUTH_ERROR", True),
+        (401, None, True),
+        (403, None, True),
+        (404, "UNREGISTERED", False),
+        (400, "INVALID_ARGUMENT", False),
+        (401, "UNAUTHENTICATED", False),
+        (503, "UNAVAILABLE", False),
+    ],
+)
+def test_answers_blaming_the_app_setup_are_flagged_misconfigured(status, code, misconfigured):
+    details = f', "details": [{{"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": "{code}"}}]'  # noqa: E501
+    body = f'{{"error": {{"code": {status}{details if code else ""}}}}}'.encode()
+
+    outcome = outcome_for_response(status, {}, body)
+
+    assert outcome.misconfigured is misconfigured
+    assert (outcome.error in MISCONFIGURED) is misconfigured
+
+
+def test_an_app_without_a_service_account_is_misconfigured():
+    outcome = outcome_not_configured()
+
+    assert (outcome.kind, outcome.error) == (FAILED, "fcm_not_configured")
+    assert ERROR_TABLE["fcm_not_configured"] is FAILED and outcome.misconfigured
 
 
 def test_invalid_argument_naming_the_token_only_in_its_message_is_an_invalid_token():

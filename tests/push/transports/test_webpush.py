@@ -18,14 +18,13 @@ from fakes.webpush import WebPushFake
 from push import outbound
 from push.outbound import OutboundPolicy
 from push.transports import webpush
-from push.transports.base import Outcome, OutcomeKind, PushMessage
+from push.transports.base import Outcome, OutcomeKind, PushMessage, parse_retry_after
 from push.transports.webpush import (
     ERROR_TABLE,
     MAX_PAYLOAD,
     VapidKey,
     WebPushTransport,
     build_payload,
-    parse_retry_after,
     topic_for,
     validate_subscription,
 )
@@ -285,6 +284,16 @@ def test_a_mismatched_vapid_key_fails_without_killing_the_subscription(fake) -> 
     outcome = send(sub, message())
     assert (outcome.kind, outcome.error) == (OutcomeKind.FAILED, "http_403")
     assert send(sub, message(), vapid=other) == Outcome.delivered()
+
+
+@pytest.mark.parametrize(
+    ("status", "misconfigured"),
+    [(401, True), (403, True), (400, False), (410, False), (503, False)],
+)
+def test_only_vapid_rejections_are_flagged_misconfigured(fake, status, misconfigured) -> None:
+    sub = fake.new_subscription()
+    fake.script(sub, [status])
+    assert send(sub, message()).misconfigured is misconfigured
 
 
 # -- refusals before any request -------------------------------------------------------------
