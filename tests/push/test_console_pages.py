@@ -71,13 +71,17 @@ def test_console_asks_anonymous_people_to_sign_in(app):
     assert response.url.startswith("/login?next=")
 
 
-def test_console_is_forbidden_to_people_who_administer_nothing(app):
+@pytest.mark.parametrize(
+    "url_of",
+    [lambda app: "/console/", tab, lambda app: f"/console/apps/{app.app_id}/"],
+    ids=["console", "tab", "app"],
+)
+def test_console_is_forbidden_to_people_who_administer_nothing(app, url_of):
     client = Client()
     client.force_login(make_user())
-    for url in ("/console/", tab(app), f"/console/apps/{app.app_id}/"):
-        response = client.get(url)
-        assert response.status_code == 403
-        assert b"administers no app" in response.content
+    response = client.get(url_of(app))
+    assert response.status_code == 403
+    assert b"administers no app" in response.content
     assert client.post(tab(app, "enabled"), {"enabled": "1"}).status_code == 403
     assert not push_config_for(app).enabled
 

@@ -17,7 +17,6 @@ from tests.factories import (
     fcm_token,
     make_admin,
     make_app,
-    make_push_app,
     make_user,
     register,
     user_client,
@@ -25,12 +24,6 @@ from tests.factories import (
 from tests.push.subscriptions import browser_subscription
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def app():
-    app = make_push_app()
-    return app
 
 
 @pytest.fixture

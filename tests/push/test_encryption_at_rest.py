@@ -44,18 +44,22 @@ def stored():
     return token, subscription, PushConfig.objects.get(pk=config.pk)
 
 
-def test_no_plaintext_secret_in_the_raw_tables(stored):
-    token, subscription, config = stored
+@pytest.mark.parametrize(
+    "secret_of",
+    [
+        lambda token, subscription, config: token,
+        lambda token, subscription, config: subscription["endpoint"],
+        lambda token, subscription, config: subscription["keys"]["p256dh"],
+        lambda token, subscription, config: subscription["keys"]["auth"],
+        lambda token, subscription, config: config.webhook_secret,
+        lambda token, subscription, config: "PRIVATE KEY",
+    ],
+    ids=["fcm_token", "endpoint", "p256dh", "auth", "webhook_secret", "service_account_key"],
+)
+def test_no_plaintext_secret_in_the_raw_tables(stored, secret_of):
+    secret = secret_of(*stored)
     dump = _raw_dump()
-    for secret in (
-        token,
-        subscription["endpoint"],
-        subscription["keys"]["p256dh"],
-        subscription["keys"]["auth"],
-        config.webhook_secret,
-        "PRIVATE KEY",
-    ):
-        assert secret not in dump
+    assert secret not in dump
 
 
 def _plaintexts() -> dict[tuple[str, str, object], str]:

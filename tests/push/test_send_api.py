@@ -27,19 +27,6 @@ from tests.factories import (
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def app():
-    app = make_push_app()
-    return app
-
-
-@pytest.fixture
-def users(app):
-    users = [make_user() for _ in range(3)]
-    enroll(app, *users)
-    return users
-
-
 def _send(app, body, path="/push/send", **headers):
     return app_client(app).post(path, body, **headers)
 
