@@ -50,8 +50,8 @@ BACKOFF_CAP = 3600.0
 
 # What sending, recording and the receipt read of a delivery and its notification: building a
 # model's every field (five timestamps parsed per delivery) was a third of the loading.
-# Reading a field not named here would cost a query per delivery (tests/push/test_delivery.py
-# counts a chunk's statements).
+# Reading a field not named here would cost a query per delivery
+# (tests/push/delivery/test_deliveries.py counts a chunk's statements).
 _LOADED = (
     "app_id",
     "device_id",

@@ -2,7 +2,7 @@
 
 Real HTTP from a pool of threads to pytest-django's threaded live server, each request on its
 own database connection. The quota and Idempotency-Key races are in
-tests/push/test_quota_and_idempotency.py; figures of both go to
+tests/push/api/test_quota_and_idempotency.py; figures of both go to
 artifacts/reliability/concurrency.json.
 """
 
