@@ -1,17 +1,9 @@
-"""The RateLimit-* headers of a send answer (draft-ietf-httpapi-ratelimit-headers)."""
+"""The RateLimit-* headers of an accepted send; a refused one carries them in QuotaExceeded."""
 
 from __future__ import annotations
 
 from keymaster.ratelimit import Take
-
-
-def ratelimit_headers(*, limit: int, remaining: int, reset: int) -> dict[str, str]:
-    """Return the three RateLimit-* headers for a quota of `limit` with `remaining` left."""
-    return {
-        "RateLimit-Limit": str(limit),
-        "RateLimit-Remaining": str(max(0, remaining)),
-        "RateLimit-Reset": str(reset),
-    }
+from push.services.errors import ratelimit_headers
 
 
 def quota_headers(take: Take) -> dict[str, str]:

@@ -37,7 +37,6 @@ from push.models import (
     Receipt,
     Transport,
 )
-from push.services.config import push_config_record_error
 from push.transports.base import Outcome, OutcomeKind, PushMessage, outcome_for_bug
 from push.transports.fcm import FcmCredential, credential_for, outcome_not_configured
 from push.transports.webpush import VapidKey
@@ -305,6 +304,13 @@ def deliveries_record(
     counts["retry"] = len(retries)
     logger.info("delivery chunk done: %s", dict(counts))
     return dict(counts), receipts
+
+
+def push_config_record_error(*, app_id: Any, error: str) -> None:
+    """Show a delivery error that means a misconfigured app (not a dead token) on its config."""
+    PushConfig.objects.filter(app_id=app_id).update(
+        last_error=error[:300], last_error_at=timezone.now()
+    )
 
 
 def _final_status(delivery: Delivery, outcome: Outcome, now: datetime) -> tuple[str | None, str]:

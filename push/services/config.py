@@ -9,7 +9,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
 from accounts.models import App
 from keymaster.errors import InvalidInput
@@ -132,10 +131,3 @@ def _service_account_parse(raw: str) -> dict[str, Any]:
             }
         )
     return info
-
-
-def push_config_record_error(*, app_id: Any, error: str) -> None:
-    """Show a delivery error that means a misconfigured app (not a dead token) on its config."""
-    PushConfig.objects.filter(app_id=app_id).update(
-        last_error=error[:300], last_error_at=timezone.now()
-    )

@@ -4,7 +4,15 @@ turns each into the one JSON error format, with the `code` clients switch on."""
 from __future__ import annotations
 
 from keymaster.errors import Forbidden, KeymasterError, TooManyRequests
-from push.api.ratelimit import ratelimit_headers
+
+
+def ratelimit_headers(*, limit: int, remaining: int, reset: int) -> dict[str, str]:
+    """Return the RateLimit-* headers (draft-ietf-httpapi-ratelimit-headers) of a quota."""
+    return {
+        "RateLimit-Limit": str(limit),
+        "RateLimit-Remaining": str(max(0, remaining)),
+        "RateLimit-Reset": str(reset),
+    }
 
 
 class PushDisabled(Forbidden):
