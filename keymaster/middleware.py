@@ -1,4 +1,6 @@
-"""Refuse oversized request bodies before anything reads them.
+"""Request limits and security headers that apply to every path.
+
+Refuse oversized request bodies before anything reads them.
 
 Django checks DATA_UPLOAD_MAX_MEMORY_SIZE when `request.body` is read, which DRF does only once
 a view asks for its data, after authentication (a database query) and for API views only. This
@@ -41,3 +43,15 @@ class RequestSizeLimitMiddleware:
                 411, "length_required", "Send the body with a Content-Length, not chunked."
             )
         return self.get_response(request)
+
+
+class PermissionsPolicyMiddleware:
+    """Send ``settings.PERMISSIONS_POLICY`` as `Permissions-Policy` on every answer."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        response.headers.setdefault("Permissions-Policy", settings.PERMISSIONS_POLICY)
+        return response
