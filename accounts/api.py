@@ -15,7 +15,7 @@ from accounts import services
 from accounts.models import App, User
 from accounts.permissions import IsStaff, app_for_admin
 from accounts.selectors import apps_administered_by
-from accounts.throttles import client_address, guess_throttle_check, guess_throttle_fail
+from accounts.throttles import client_address, guess_throttled, user_subject
 from accounts.tokens import UserTokenAuthentication, user_tokens_issue
 from keymaster.errors import KeymasterError, validated
 from keymaster.fields import StrictCharField
@@ -50,11 +50,12 @@ class UserTokenView(APIView):
     def post(self, request: Request) -> Response:
         """Exchange a user's email and password for access and refresh tokens."""
         data = validated(LoginIn, request.data)
-        address = client_address(request)
-        guess_throttle_check(f"user:{data['email']}", address)
-        user = authenticate(request, email=data["email"], password=data["password"])
+        user = guess_throttled(
+            user_subject(data["email"]),
+            client_address(request),
+            lambda: authenticate(request, email=data["email"], password=data["password"]),
+        )
         if user is None:
-            guess_throttle_fail(f"user:{data['email']}", address)
             raise AuthenticationFailedError("No active account has that email and password.")
         return Response(user_tokens_issue(user))
 

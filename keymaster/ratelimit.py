@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 
 from django.db import connection
+from django.db.models import Q
 
 from keymaster.models import Counter
 
@@ -79,6 +80,17 @@ def counter_peek(window: Window, *, now: float | None = None) -> int:
         .first()
     )
     return int(row or 0)
+
+
+def counter_peek_many(windows: list[tuple[Window, float]]) -> list[int]:
+    """Return how much each (window, at time) has used, in one query."""
+    wanted = [(window.key, window.start(at)) for window, at in windows]
+    query = Q()
+    for key, start in wanted:
+        query |= Q(key=key, window_start=start)
+    rows = Counter.objects.filter(query).values_list("key", "window_start", "count")
+    found = {(key, start): int(count) for key, start, count in rows}
+    return [found.get(pair, 0) for pair in wanted]
 
 
 def counters_prune(*, older_than: float, now: float | None = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 
@@ -244,6 +245,18 @@ ACCESS_TOKEN_COOKIE = "access_token"
 # window, counted in the database so every process shares the count.
 AUTH_THROTTLE_ATTEMPTS = _positive_int("AUTH_THROTTLE_ATTEMPTS", 10)
 AUTH_THROTTLE_WINDOW = _positive_int("AUTH_THROTTLE_WINDOW", 300)
+
+
+def _networks(name: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    try:
+        return [ipaddress.ip_network(item, strict=False) for item in _csv(name)]
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must list IP addresses or CIDRs: {exc}") from exc
+
+
+# The proxies in front of Keymaster (addresses or CIDRs): only when a request comes from one is
+# its X-Forwarded-For read for the client's address (guess throttles). Empty: REMOTE_ADDR.
+TRUSTED_PROXIES = _networks("TRUSTED_PROXIES")
 
 # --- Push -----------------------------------------------------------------------------------
 PUSH_MAX_BATCH_SIZE = _positive_int("PUSH_MAX_BATCH_SIZE", 500)
