@@ -9,14 +9,19 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
-from rest_framework_simplejwt.views import TokenRefreshView
 
 from accounts import services
 from accounts.models import App, User
 from accounts.permissions import IsStaff, app_for_admin
 from accounts.selectors import apps_administered_by
 from accounts.throttles import client_address, guess_throttled, user_subject
-from accounts.tokens import UserTokenAuthentication, user_tokens_issue
+from accounts.tokens import (
+    UserTokenAuthentication,
+    token_revoke,
+    user_refresh_token_read,
+    user_tokens_issue,
+    user_tokens_refresh,
+)
 from keymaster.errors import KeymasterError, validated
 from keymaster.fields import StrictCharField
 from keymaster.openapi import errors
@@ -61,20 +66,38 @@ class UserTokenView(APIView):
 
 
 class RefreshIn(serializers.Serializer):
-    refresh = serializers.CharField()
+    refresh = StrictCharField(trim_whitespace=False)
 
 
-class AccessOut(serializers.Serializer):
-    access = serializers.CharField()
-
-
-@extend_schema(
-    request=RefreshIn, responses={200: AccessOut, **errors(401)}, tags=["tokens"], auth=[]
-)
-class UserTokenRefreshView(TokenRefreshView):
-    """Exchange a refresh token for a new access token."""
+class _RefreshTokenView(APIView):
+    """An endpoint authenticated by the refresh token in its body: a bad one is a 401."""
 
     authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    def get_authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="api"'
+
+
+class UserTokenRefreshView(_RefreshTokenView):
+    @extend_schema(
+        request=RefreshIn, responses={200: TokenPairOut, **errors(401)}, tags=["tokens"], auth=[]
+    )
+    def post(self, request: Request) -> Response:
+        """Exchange a refresh token, once, for new access and refresh tokens."""
+        data = validated(RefreshIn, request.data)
+        return Response(user_tokens_refresh(data["refresh"]))
+
+
+class UserTokenRevokeView(_RefreshTokenView):
+    @extend_schema(
+        request=RefreshIn, responses={204: None, **errors(401)}, tags=["tokens"], auth=[]
+    )
+    def post(self, request: Request) -> Response:
+        """Sign out: revoke a refresh token (it can no longer be exchanged)."""
+        data = validated(RefreshIn, request.data)
+        token_revoke(user_refresh_token_read(data["refresh"]))
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class AppOut(serializers.Serializer):

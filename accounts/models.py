@@ -98,3 +98,22 @@ class Enrollment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} in {self.app}"
+
+
+class RevokedToken(models.Model):
+    """A user token that may not be used again: a refresh token once it has been exchanged (they
+    rotate), or revoked by a logout; and the Console/Account cookie's token after a sign-out.
+
+    Only the token's id (`jti`) is kept, never the token. A row is useless once the token has
+    expired: `revoked_tokens_prune` deletes those.
+    """
+
+    jti = models.CharField(max_length=64, primary_key=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        # Serves the prune: "rows whose token has expired".
+        indexes = [models.Index(fields=["expires_at"], name="revoked_token_expiry")]
+
+    def __str__(self) -> str:
+        return f"revoked {self.jti}"

@@ -72,3 +72,9 @@ def app_admin_add(*, app: App, user: User) -> AppAdmin:
             return AppAdmin.objects.create(app=app, user=user)
     except IntegrityError:
         return AppAdmin.objects.get(app=app, user=user)
+
+
+def user_password_set(*, user: User, password: str) -> None:
+    """Set a user's password; every token issued to them before stops working (accounts.tokens)."""
+    user.set_password(password)
+    user.save(update_fields=["password"])

@@ -8,6 +8,8 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.selectors import user_is_admin
 from accounts.throttles import (
@@ -17,7 +19,7 @@ from accounts.throttles import (
     guess_throttle_succeed,
     user_subject,
 )
-from accounts.tokens import user_access_token_issue
+from accounts.tokens import token_revoke, user_access_token_issue
 from keymaster.errors import TooManyRequests
 
 
@@ -81,6 +83,12 @@ class LoginView(auth_views.LoginView):
 
 class LogoutView(auth_views.LogoutView):
     def post(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        raw = request.COOKIES.get(settings.ACCESS_TOKEN_COOKIE)
+        if raw:
+            try:
+                token_revoke(AccessToken(raw))  # a copy of the cookie dies with the session
+            except TokenError:
+                pass  # expired or not ours: nothing to revoke
         response = super().post(request, *args, **kwargs)
         response.delete_cookie(settings.ACCESS_TOKEN_COOKIE, samesite="Lax")
         return response

@@ -19,6 +19,7 @@ urlpatterns = [
     path("oauth/token", oauth_token, name="oauth-token"),
     path("auth/token", accounts_api.UserTokenView.as_view(), name="auth-token"),
     path("auth/token/refresh", accounts_api.UserTokenRefreshView.as_view(), name="auth-refresh"),
+    path("auth/token/revoke", accounts_api.UserTokenRevokeView.as_view(), name="auth-revoke"),
     path("api/apps", accounts_api.AppListView.as_view(), name="api-apps"),
     path("api/apps/<uuid:app_id>", accounts_api.AppDetailView.as_view(), name="api-app"),
     path(

@@ -35,7 +35,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from django.views import View
 
 from accounts.models import App, AppAdmin, Enrollment, User
-from accounts.tokens import client_token_issue
+from accounts.tokens import client_token_issue, user_tokens_issue
 from push.models import AuditEvent, Delivery, Device, Notification, PushConfig, Receipt
 from push.services.notifications import NotificationDraft, notifications_send
 from push.services.receipts import receipts_create
@@ -132,6 +132,7 @@ def _login(w: World) -> dict[str, Any]:
 
 
 EVERYONE_200 = "200 200 200 200 200 200 200 200 200 200 | 200 200 200 200 200 200"
+EVERYONE_204 = EVERYONE_200.replace("200", "204")
 NOBODY_405 = "405 405 405 405 405 405 405 405 405 405 | 405 405 405 405 405 405"
 BROWSERS_401 = "401 401 401 401 401 401"
 PAGE_ANON = "302L 302L 302L 302L 302L 302L 302L 302L 302L 302L"
@@ -158,6 +159,10 @@ def _console_x_other(missing: str = "404") -> str:
     return f"{PAGE_ANON} | 403 403 403 {missing} 404 {missing}"
 
 
+def _fresh_refresh(world: World) -> str:
+    return user_tokens_issue(User.objects.get(email=world.emails["A"]))["refresh"]
+
+
 API_ROWS = [
     Row("GET", "/healthz", EVERYONE_200, public=True),
     Row(
@@ -178,7 +183,14 @@ API_ROWS = [
         "POST",
         "/auth/token/refresh",
         EVERYONE_200,
-        body=lambda w: {"refresh": w.refresh},
+        body=lambda w: {"refresh": _fresh_refresh(w)},  # single-use: one per caller
+        public=True,
+    ),
+    Row(
+        "POST",
+        "/auth/token/revoke",
+        EVERYONE_204,
+        body=lambda w: {"refresh": _fresh_refresh(w)},
         public=True,
     ),
     Row("GET", "/api/schema/", EVERYONE_200, public=True),
