@@ -26,13 +26,14 @@ from typing import Any, TypeVar
 from django.conf import settings
 
 from keymaster.errors import TooManyRequests
-from keymaster.ratelimit import Window, counter_peek_many, counter_take
+from keymaster.ratelimit import LONG_WINDOWS, Window, counter_peek_many, counter_take
 
 T = TypeVar("T")
 
 _PER_ADDRESS_FACTOR = 5  # many people can share one NAT
 _PER_SUBJECT_FACTOR = 10  # the ceiling for one subject however many addresses guess at it
-_KNOWN_GOOD_SECONDS = 30 * 86_400
+_KNOWN_GOOD_PREFIX = "auth-ok:"
+_KNOWN_GOOD_SECONDS = LONG_WINDOWS[_KNOWN_GOOD_PREFIX]
 _KNOWN_GOOD_LIMIT = 2**62
 
 
@@ -66,7 +67,7 @@ def _failure_windows(subject: str, address: str) -> tuple[Window, Window, Window
 
 
 def _known_good_window(subject: str, address: str) -> Window:
-    key = f"auth-ok:{_digest(subject, address)}"
+    key = f"{_KNOWN_GOOD_PREFIX}{_digest(subject, address)}"
     return Window(key, _KNOWN_GOOD_SECONDS, _KNOWN_GOOD_LIMIT)
 
 

@@ -118,3 +118,17 @@ def test_the_bearer_check_costs_no_query_beyond_loading_the_user():
     sql = [query["sql"] for query in queries.captured_queries]
     assert sum('FROM "accounts_user"' in q for q in sql) == 1, sql
     assert not any("revokedtoken" in q for q in sql), sql
+
+
+def test_expired_revocations_are_pruned():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts.models import RevokedToken
+    from push.tasks import prune
+
+    RevokedToken.objects.create(jti="old", expires_at=timezone.now() - timedelta(seconds=1))
+    RevokedToken.objects.create(jti="live", expires_at=timezone.now() + timedelta(hours=1))
+    assert prune()["revoked_tokens"] == 1
+    assert list(RevokedToken.objects.values_list("jti", flat=True)) == ["live"]

@@ -163,3 +163,18 @@ def test_unknown_client_ids_are_throttled_too():
     missing = str(uuid.uuid4())
     answers = [_token(missing, "kms_guess", ATTACKER) for _ in range(N + 1)]
     assert answers == [401] * N + [429]
+
+
+def test_the_hourly_prune_keeps_known_addresses_for_their_window():
+    import time
+
+    from keymaster.ratelimit import counters_prune
+
+    app, secret = make_app()
+    assert _token(app.client_id, secret, OWNER) == 200
+    # Four days on (past the prune's 3-day horizon for short windows), the success is kept...
+    counters_prune(older_than=3 * 86400, now=time.time() + 4 * 86400)
+    for n in range(1, 11):
+        for _ in range(N):
+            _token(app.client_id, "kms_guess", f"192.0.2.{n}")
+    assert _token(app.client_id, secret, OWNER) == 200
