@@ -117,3 +117,31 @@ class RevokedToken(models.Model):
 
     def __str__(self) -> str:
         return f"revoked {self.jti}"
+
+
+class Invitation(models.Model):
+    """An app admin's invitation of an email address to an app, as a user or as an admin.
+
+    Admins never learn whether the address has an account: the person holding it accepts (on
+    the Account page or `POST /account/invitations/{app_id}/accept`; an invitation as a user
+    is also accepted by registering a device in the app).
+    """
+
+    class Role(models.TextChoices):
+        USER = "user"
+        ADMIN = "admin"
+
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=8, choices=Role.choices)
+    invited_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            # Also serves "this person's invitations to app X" (accept, and device registration).
+            models.UniqueConstraint(fields=["email", "app", "role"], name="uniq_invitation")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} invited to {self.app} as {self.role}"

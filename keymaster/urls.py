@@ -40,6 +40,17 @@ urlpatterns = [
     path(
         "api/apps/<uuid:app_id>/admins", accounts_api.AppAdminListView.as_view(), name="api-admins"
     ),
+    path("api/invitations", accounts_api.InvitationListView.as_view(), name="api-invitations"),
+    path(
+        "api/invitations/<uuid:app_id>",
+        accounts_api.InvitationDetailView.as_view(),
+        name="api-invitation",
+    ),
+    path(
+        "api/invitations/<uuid:app_id>/accept",
+        accounts_api.InvitationAcceptView.as_view(),
+        name="api-invitation-accept",
+    ),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start-up script as a file: the CSP allows no inline one.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="docs"),

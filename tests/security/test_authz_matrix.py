@@ -210,7 +210,7 @@ API_ROWS = [
     Row(
         "POST",
         "/api/apps/{X}/enrollments",
-        _admin_x("201"),
+        _admin_x("202"),
         body=lambda w: {"email": w.emails["D"]},
         tenant="X",
     ),
@@ -219,9 +219,21 @@ API_ROWS = [
     Row(
         "POST",
         "/api/apps/{X}/admins",
-        _admin_x("201"),
+        _admin_x("202"),
         body=lambda w: {"email": w.emails["D"]},
         tenant="X",
+    ),
+    # Invitations are the caller's own (found by their email): nobody here has one to take.
+    Row("GET", "/api/invitations", f"401 200 200 200 401 401 401 200 200 200 | {BROWSERS_401}"),
+    Row(
+        "POST",
+        "/api/invitations/{X}/accept",
+        f"401 404 404 404 401 401 401 404 404 404 | {BROWSERS_401}",
+    ),
+    Row(
+        "DELETE",
+        "/api/invitations/{X}",
+        f"401 404 404 404 401 401 401 404 404 404 | {BROWSERS_401}",
     ),
     Row("GET", "/push/config/{X}", _admin_x("200"), tenant="X"),
     Row("PATCH", "/push/config/{X}", _admin_x("200"), body=_config, tenant="X"),
