@@ -132,3 +132,20 @@ def test_expired_revocations_are_pruned():
     RevokedToken.objects.create(jti="live", expires_at=timezone.now() + timedelta(hours=1))
     assert prune()["revoked_tokens"] == 1
     assert list(RevokedToken.objects.values_list("jti", flat=True)) == ["live"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_refresh_token_used_twenty_times_at_once_is_exchanged_once(live_server):
+    import httpx
+
+    from tests.concurrency import burst_url, concurrently
+
+    url = burst_url(live_server)
+    refresh = user_tokens_issue(make_user())["refresh"]
+
+    def exchange(_: int) -> int:
+        body = {"refresh": refresh}
+        return httpx.post(f"{url}/auth/token/refresh", json=body, timeout=30).status_code
+
+    statuses = concurrently(20, exchange)
+    assert sorted(statuses) == [200] + [401] * 19
