@@ -9,15 +9,20 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
-from rest_framework_simplejwt.views import TokenRefreshView
 
 from accounts import services
-from accounts.models import App, User
+from accounts.models import App, Invitation
 from accounts.permissions import IsStaff, app_for_admin
 from accounts.selectors import apps_administered_by
-from accounts.throttles import client_address, guess_throttle_check, guess_throttle_fail
-from accounts.tokens import UserTokenAuthentication, user_tokens_issue
-from keymaster.errors import KeymasterError, validated
+from accounts.throttles import client_address, guess_throttled, user_subject
+from accounts.tokens import (
+    UserTokenAuthentication,
+    token_revoke,
+    user_refresh_token_read,
+    user_tokens_issue,
+    user_tokens_refresh,
+)
+from keymaster.errors import KeymasterError, NotFound, validated
 from keymaster.fields import StrictCharField
 from keymaster.openapi import errors
 
@@ -50,30 +55,49 @@ class UserTokenView(APIView):
     def post(self, request: Request) -> Response:
         """Exchange a user's email and password for access and refresh tokens."""
         data = validated(LoginIn, request.data)
-        address = client_address(request)
-        guess_throttle_check(f"user:{data['email']}", address)
-        user = authenticate(request, email=data["email"], password=data["password"])
+        user = guess_throttled(
+            user_subject(data["email"]),
+            client_address(request),
+            lambda: authenticate(request, email=data["email"], password=data["password"]),
+        )
         if user is None:
-            guess_throttle_fail(f"user:{data['email']}", address)
             raise AuthenticationFailedError("No active account has that email and password.")
         return Response(user_tokens_issue(user))
 
 
 class RefreshIn(serializers.Serializer):
-    refresh = serializers.CharField()
+    refresh = StrictCharField(trim_whitespace=False)
 
 
-class AccessOut(serializers.Serializer):
-    access = serializers.CharField()
-
-
-@extend_schema(
-    request=RefreshIn, responses={200: AccessOut, **errors(401)}, tags=["tokens"], auth=[]
-)
-class UserTokenRefreshView(TokenRefreshView):
-    """Exchange a refresh token for a new access token."""
+class _RefreshTokenView(APIView):
+    """An endpoint authenticated by the refresh token in its body: a bad one is a 401."""
 
     authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    def get_authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="api"'
+
+
+class UserTokenRefreshView(_RefreshTokenView):
+    @extend_schema(
+        request=RefreshIn, responses={200: TokenPairOut, **errors(401)}, tags=["tokens"], auth=[]
+    )
+    def post(self, request: Request) -> Response:
+        """Exchange a refresh token, once, for new access and refresh tokens."""
+        data = validated(RefreshIn, request.data)
+        return Response(user_tokens_refresh(data["refresh"]))
+
+
+class UserTokenRevokeView(_RefreshTokenView):
+    @extend_schema(
+        request=RefreshIn, responses={204: None, **errors(401)}, tags=["tokens"], auth=[]
+    )
+    def post(self, request: Request) -> Response:
+        """Sign out: revoke a refresh token (it can no longer be exchanged)."""
+        data = validated(RefreshIn, request.data)
+        token_revoke(user_refresh_token_read(data["refresh"]))
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class AppOut(serializers.Serializer):
@@ -103,22 +127,21 @@ class UserRefIn(serializers.Serializer):
         return attrs
 
 
-class EnrollmentOut(serializers.Serializer):
-    app_id = serializers.UUIDField(source="app.app_id")
-    user_id = serializers.UUIDField(source="user.id")
-    email = serializers.EmailField(source="user.email")
-    created_at = serializers.DateTimeField()
+class InvitationOut(serializers.Serializer):
+    app_id = serializers.UUIDField()
+    email = serializers.EmailField(required=False)
+    user_id = serializers.UUIDField(required=False)
+    status = serializers.ChoiceField(["invited"])
 
 
-def _user_ref(data: dict) -> User:
-    if data.get("email"):
-        return services.user_by_email(data["email"])
-    try:
-        return User.objects.get(pk=data["user_id"])
-    except User.DoesNotExist:
-        raise KeymasterError(
-            "No user has that user_id.", fields={"user_id": ["Unknown user."]}
-        ) from None
+def _invite(request: Request, app_id: str, role: str) -> Response:
+    """Invite a person to the app: the same 202 whether or not they have an account."""
+    app = app_for_admin(app_id, request.user)
+    data = validated(UserRefIn, request.data)
+    ref = {"email": data["email"]} if data.get("email") else {"user_id": str(data["user_id"])}
+    services.invitation_create(app=app, role=role, invited_by=request.user, **ref)
+    body = {"app_id": str(app.app_id), **ref, "status": "invited"}
+    return Response(body, status=status.HTTP_202_ACCEPTED)
 
 
 def _app_out(app: App, secret: str | None = None) -> dict:
@@ -173,16 +196,10 @@ class AppRotateSecretView(APIView):
 class EnrollmentListView(APIView):
     authentication_classes = [UserTokenAuthentication]
 
-    @extend_schema(
-        request=UserRefIn, responses={201: EnrollmentOut, 200: EnrollmentOut}, tags=["admin"]
-    )
+    @extend_schema(request=UserRefIn, responses={202: InvitationOut}, tags=["admin"])
     def post(self, request: Request, app_id: str) -> Response:
-        """Enroll a user in the app (by email or user_id)."""
-        app = app_for_admin(app_id, request.user)
-        user = _user_ref(validated(UserRefIn, request.data))
-        enrollment, created = services.enrollment_add(app=app, user=user)
-        code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-        return Response(EnrollmentOut(enrollment).data, status=code)
+        """Invite a person (by email or user_id) to use the app; they accept it."""
+        return _invite(request, app_id, Invitation.Role.USER)
 
 
 class EnrollmentDetailView(APIView):
@@ -199,24 +216,66 @@ class EnrollmentDetailView(APIView):
 class AppAdminListView(APIView):
     authentication_classes = [UserTokenAuthentication]
 
+    @extend_schema(request=UserRefIn, responses={202: InvitationOut}, tags=["admin"])
+    def post(self, request: Request, app_id: str) -> Response:
+        """Invite a person (by email or user_id) to administer the app; they accept it."""
+        return _invite(request, app_id, Invitation.Role.ADMIN)
+
+
+class PendingInvitationOut(serializers.Serializer):
+    app_id = serializers.UUIDField(source="app.app_id")
+    app_name = serializers.CharField(source="app.name")
+    role = serializers.ChoiceField(Invitation.Role.choices)
+    created_at = serializers.DateTimeField()
+
+
+class InvitationListView(APIView):
+    authentication_classes = [UserTokenAuthentication]
+
     @extend_schema(
-        request=UserRefIn,
         responses={
-            201: inline_serializer(
-                "AppAdminOut",
-                {
-                    "app_id": serializers.UUIDField(),
-                    "user_id": serializers.UUIDField(),
-                    "email": serializers.EmailField(),
-                },
+            200: inline_serializer(
+                "InvitationListOut", {"invitations": PendingInvitationOut(many=True)}
             )
         },
-        tags=["admin"],
+        tags=["account"],
+    )
+    def get(self, request: Request) -> Response:
+        """List the invitations waiting for the caller's email."""
+        pending = services.invitations_pending(request.user)
+        return Response({"invitations": PendingInvitationOut(pending, many=True).data})
+
+
+class InvitationAcceptView(APIView):
+    authentication_classes = [UserTokenAuthentication]
+
+    @extend_schema(
+        request=None,
+        responses={
+            200: inline_serializer(
+                "InvitationAcceptOut",
+                {
+                    "app_id": serializers.UUIDField(),
+                    "roles": serializers.ListField(child=serializers.CharField()),
+                },
+            ),
+            **errors(404),
+        },
+        tags=["account"],
     )
     def post(self, request: Request, app_id: str) -> Response:
-        """Make a user an administrator of the app."""
-        app = app_for_admin(app_id, request.user)
-        user = _user_ref(validated(UserRefIn, request.data))
-        services.app_admin_add(app=app, user=user)
-        body = {"app_id": str(app.app_id), "user_id": str(user.id), "email": user.email}
-        return Response(body, status=status.HTTP_201_CREATED)
+        """Accept the caller's invitations to the app: enroll, or become an admin."""
+        roles = services.invitation_accept(user=request.user, app_id=app_id)
+        if not roles:
+            raise NotFound("You have no invitation to that app.")
+        return Response({"app_id": str(app_id), "roles": roles})
+
+
+class InvitationDetailView(APIView):
+    authentication_classes = [UserTokenAuthentication]
+
+    @extend_schema(request=None, responses={204: None, **errors(404)}, tags=["account"])
+    def delete(self, request: Request, app_id: str) -> Response:
+        """Decline the caller's invitations to the app."""
+        services.invitation_decline(user=request.user, app_id=app_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -98,3 +98,50 @@ class Enrollment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} in {self.app}"
+
+
+class RevokedToken(models.Model):
+    """A user token that may not be used again: a refresh token once it has been exchanged (they
+    rotate), or revoked by a logout; and the Console/Account cookie's token after a sign-out.
+
+    Only the token's id (`jti`) is kept, never the token. A row is useless once the token has
+    expired: `revoked_tokens_prune` deletes those.
+    """
+
+    jti = models.CharField(max_length=64, primary_key=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        # Serves the prune: "rows whose token has expired".
+        indexes = [models.Index(fields=["expires_at"], name="revoked_token_expiry")]
+
+    def __str__(self) -> str:
+        return f"revoked {self.jti}"
+
+
+class Invitation(models.Model):
+    """An app admin's invitation of an email address to an app, as a user or as an admin.
+
+    Admins never learn whether the address has an account: the person holding it accepts (on
+    the Account page or `POST /account/invitations/{app_id}/accept`; an invitation as a user
+    is also accepted by registering a device in the app).
+    """
+
+    class Role(models.TextChoices):
+        USER = "user"
+        ADMIN = "admin"
+
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=8, choices=Role.choices)
+    invited_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            # Also serves "this person's invitations to app X" (accept, and device registration).
+            models.UniqueConstraint(fields=["email", "app", "role"], name="uniq_invitation")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} invited to {self.app} as {self.role}"

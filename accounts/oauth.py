@@ -27,7 +27,7 @@ from rest_framework.parsers import FormParser
 from rest_framework.request import Request
 
 from accounts.models import App
-from accounts.throttles import client_address, guess_throttle_check, guess_throttle_fail
+from accounts.throttles import client_address, client_subject, guess_throttled
 from accounts.tokens import KNOWN_SCOPES, SCOPE_PUSH_SEND, client_token_issue
 from keymaster.errors import TooManyRequests
 from keymaster.openapi import errors_in_own_format
@@ -85,14 +85,18 @@ def _scopes(request: Request) -> list[str]:
     return scopes
 
 
-def _authenticate(client_id: str, secret: str, address: str) -> App:
-    guess_throttle_check(f"client:{client_id}", address)
+def _app_with_secret(client_id: str, secret: str) -> App | None:
     try:
         app = App.objects.get(app_id=uuid.UUID(client_id))
     except (ValueError, App.DoesNotExist):
-        app = None
-    if app is None or not app.check_client_secret(secret):
-        guess_throttle_fail(f"client:{client_id}", address)
+        return None
+    return app if app.check_client_secret(secret) else None
+
+
+def _authenticate(client_id: str, secret: str, address: str) -> App:
+    subject = client_subject(client_id)
+    app = guess_throttled(subject, address, lambda: _app_with_secret(client_id, secret))
+    if app is None:
         raise OAuthError("invalid_client", "Unknown client or wrong client secret.", 401)
     return app
 

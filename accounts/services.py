@@ -8,7 +8,7 @@ from django.contrib.auth.hashers import make_password
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.models import App, AppAdmin, Enrollment, User
+from accounts.models import App, AppAdmin, Enrollment, Invitation, User
 from keymaster.errors import Conflict, InvalidInput, NotFound
 
 # Prefixed so a leaked secret is recognisable by secret scanners.
@@ -72,3 +72,61 @@ def app_admin_add(*, app: App, user: User) -> AppAdmin:
             return AppAdmin.objects.create(app=app, user=user)
     except IntegrityError:
         return AppAdmin.objects.get(app=app, user=user)
+
+
+def user_password_set(*, user: User, password: str) -> None:
+    """Set a user's password; every token issued to them before stops working (accounts.tokens)."""
+    user.set_password(password)
+    user.save(update_fields=["password"])
+
+
+def invitation_create(
+    *, app: App, role: str, invited_by: User, email: str = "", user_id: str = ""
+) -> None:
+    """Invite an email address (or a user by id) to `app`; do the same whether or not it exists.
+
+    Nothing is answered about the address: an unknown user_id is dropped silently, an unknown
+    email waits for its person to sign up, and a person already in that role is left alone.
+    """
+    if user_id:
+        email = User.objects.filter(pk=user_id).values_list("email", flat=True).first() or ""
+        if not email:
+            return
+    email = email.strip().lower()
+    present = AppAdmin if role == Invitation.Role.ADMIN else Enrollment
+    if present.objects.filter(app=app, user__email=email).exists():
+        return
+    Invitation.objects.get_or_create(
+        app=app, email=email, role=role, defaults={"invited_by": invited_by}
+    )
+
+
+def invitations_pending(user: User) -> list[Invitation]:
+    """The invitations waiting for `user`'s email, oldest first."""
+    return list(
+        Invitation.objects.filter(email=user.email).select_related("app").order_by("created_at")
+    )
+
+
+@transaction.atomic
+def invitation_accept(*, user: User, app_id: str, role: str | None = None) -> list[str]:
+    """Accept `user`'s invitations to the app (of `role`, or all); return the roles taken up."""
+    invitations = Invitation.objects.select_for_update().filter(email=user.email, app_id=app_id)
+    if role is not None:
+        invitations = invitations.filter(role=role)
+    taken = []
+    for invitation in invitations:
+        if invitation.role == Invitation.Role.ADMIN:
+            AppAdmin.objects.get_or_create(app_id=invitation.app_id, user=user)
+        else:
+            Enrollment.objects.get_or_create(app_id=invitation.app_id, user=user)
+        taken.append(invitation.role)
+        invitation.delete()
+    return sorted(taken)
+
+
+def invitation_decline(*, user: User, app_id: str) -> None:
+    """Decline `user`'s invitations to the app."""
+    deleted, _ = Invitation.objects.filter(email=user.email, app_id=app_id).delete()
+    if not deleted:
+        raise NotFound("You have no invitation to that app.")

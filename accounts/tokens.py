@@ -7,6 +7,11 @@ they are in a `kind` claim:
   "admin JWT"; everyone's is the "user JWT" / "account JWT".
 - ``client``: an app's backend after the client credentials grant (``sub`` = client_id, with
   ``scope``). Only accepted where an app acts, never where a person does, and vice versa.
+
+A person's tokens also carry ``pwd``, a stamp of their password (Django's session auth hash,
+an HMAC of the password hash): changing the password, by any path, makes every token issued
+before it fail, at no cost (the user row is loaded anyway). Refresh tokens are single-use: each
+exchange revokes the one presented (`RevokedToken`), and a logout revokes its token.
 """
 
 from __future__ import annotations
@@ -14,18 +19,21 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.middleware.csrf import CsrfViewMiddleware
+from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken, Token
 
-from accounts.models import App, User
+from accounts.models import App, RevokedToken, User
 
 KIND_USER = "user"
 KIND_CLIENT = "client"
@@ -33,10 +41,15 @@ SCOPE_PUSH_SEND = "push:send"
 KNOWN_SCOPES = frozenset({SCOPE_PUSH_SEND})
 
 
+def _password_stamp(user: User) -> str:
+    return user.get_session_auth_hash()[:32]
+
+
 def user_tokens_issue(user: User) -> dict[str, str]:
     """Issue a user's access and refresh tokens."""
     refresh = RefreshToken.for_user(user)
     refresh["kind"] = KIND_USER
+    refresh["pwd"] = _password_stamp(user)  # copied into the access token too
     return {"access": str(refresh.access_token), "refresh": str(refresh)}
 
 
@@ -44,7 +57,65 @@ def user_access_token_issue(user: User) -> str:
     """Issue a user's access token alone (the Account page's cookie)."""
     token = AccessToken.for_user(user)
     token["kind"] = KIND_USER
+    token["pwd"] = _password_stamp(user)
     return str(token)
+
+
+def _user_of(token: Token) -> User:
+    """The active user a person's token names, if their password has not changed since."""
+    try:
+        user = User.objects.get(pk=token["sub"], is_active=True)
+    except (User.DoesNotExist, KeyError, ValueError) as exc:
+        raise exceptions.AuthenticationFailed("The token's user is unknown or inactive.") from exc
+    if not constant_time_compare(str(token.get("pwd", "")), _password_stamp(user)):
+        raise exceptions.AuthenticationFailed(
+            "The token was issued before the user's password was changed; sign in again."
+        )
+    return user
+
+
+def user_refresh_token_read(raw: str) -> Token:
+    """Validate a person's refresh token (signature, expiry, kind); 401 otherwise."""
+    try:
+        token = RefreshToken(raw)
+    except TokenError as exc:
+        raise exceptions.AuthenticationFailed("The refresh token is invalid or expired.") from exc
+    if token.get("kind") != KIND_USER:
+        raise exceptions.AuthenticationFailed("This is not a person's refresh token.")
+    return token
+
+
+def token_revoke(token: Token) -> bool:
+    """Revoke a person's token; False when it was revoked already."""
+    expires_at = datetime.fromtimestamp(int(token["exp"]), tz=UTC)
+    try:
+        with transaction.atomic():
+            RevokedToken.objects.create(jti=str(token["jti"]), expires_at=expires_at)
+    except IntegrityError:
+        return False
+    return True
+
+
+def token_is_revoked(token: Token) -> bool:
+    return RevokedToken.objects.filter(jti=str(token.get("jti", ""))).exists()
+
+
+def user_tokens_refresh(raw: str) -> dict[str, str]:
+    """Exchange a refresh token, once, for a new access and refresh token."""
+    token = user_refresh_token_read(raw)
+    user = _user_of(token)
+    # The insert is the check: of two uses of one token, however close, one fails here.
+    if not token_revoke(token):
+        raise exceptions.AuthenticationFailed(
+            "The refresh token was already used or revoked; sign in again."
+        )
+    return user_tokens_issue(user)
+
+
+def revoked_tokens_prune() -> int:
+    """Delete revocations of tokens that have expired anyway."""
+    deleted, _ = RevokedToken.objects.filter(expires_at__lt=timezone.now()).delete()
+    return deleted
 
 
 def client_token_issue(app: App, scopes: list[str]) -> dict[str, Any]:
@@ -112,13 +183,7 @@ class UserTokenAuthentication(_KindAuthentication):
     kind = KIND_USER
 
     def principal(self, token: Token) -> User:
-        try:
-            user = User.objects.get(pk=token["sub"], is_active=True)
-        except (User.DoesNotExist, KeyError, ValueError) as exc:
-            raise exceptions.AuthenticationFailed(
-                "The token's user is unknown or inactive."
-            ) from exc
-        return user
+        return _user_of(token)
 
 
 class ClientTokenAuthentication(_KindAuthentication):
@@ -158,6 +223,10 @@ class CookieTokenAuthentication(UserTokenAuthentication):
         if not raw:
             return None
         result = self.authenticate_raw(raw.encode())
+        # The cookie belongs to a signed-in session: signing out revokes it. One query, for the
+        # few endpoints a cookie may call.
+        if token_is_revoked(result[1]):
+            raise exceptions.AuthenticationFailed("The session was signed out; sign in again.")
         _enforce_csrf(request)
         return result
 

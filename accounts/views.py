@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.selectors import user_is_admin
-from accounts.throttles import client_address, guess_throttle_check, guess_throttle_fail
-from accounts.tokens import user_access_token_issue
+from accounts.throttles import (
+    client_address,
+    guess_throttle_check,
+    guess_throttle_fail,
+    guess_throttle_succeed,
+    user_subject,
+)
+from accounts.tokens import token_revoke, user_access_token_issue
 from keymaster.errors import TooManyRequests
 
 
@@ -26,14 +35,14 @@ def access_cookie_set(response: HttpResponse, user: object) -> None:
     )
 
 
-class ThrottledAuthenticationForm(AuthenticationForm):
-    """The login form, refusing to check a password once guessing is suspected."""
+class ThrottledFormMixin:
+    """A login form refusing to check a password once guessing is suspected (accounts.throttles)."""
 
     def clean(self) -> dict:
-        email = self.cleaned_data.get("username") or ""
+        subject = user_subject(self.cleaned_data.get("username") or "")
         address = client_address(self.request)
         try:
-            guess_throttle_check(f"user:{email}", address)
+            guess_throttle_check(subject, address)
         except TooManyRequests as exc:
             raise ValidationError(
                 "Too many failed sign-in attempts. Try again in %(minutes)s minutes.",
@@ -41,10 +50,21 @@ class ThrottledAuthenticationForm(AuthenticationForm):
                 code="throttled",
             ) from None
         try:
-            return super().clean()
+            cleaned = super().clean()
         except ValidationError:
-            guess_throttle_fail(f"user:{email}", address)
+            guess_throttle_fail(subject, address)
             raise
+        if self.get_user() is not None:
+            guess_throttle_succeed(subject, address)
+        return cleaned
+
+
+class ThrottledAuthenticationForm(ThrottledFormMixin, AuthenticationForm):
+    """The Console and Account page's login form."""
+
+
+class ThrottledAdminAuthenticationForm(ThrottledFormMixin, AdminAuthenticationForm):
+    """`/admin/login/`'s form: the same throttle as every other login."""
 
 
 class LoginView(auth_views.LoginView):
@@ -63,6 +83,12 @@ class LoginView(auth_views.LoginView):
 
 class LogoutView(auth_views.LogoutView):
     def post(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        raw = request.COOKIES.get(settings.ACCESS_TOKEN_COOKIE)
+        if raw:
+            try:
+                token_revoke(AccessToken(raw))  # a copy of the cookie dies with the session
+            except TokenError:
+                pass  # expired or not ours: nothing to revoke
         response = super().post(request, *args, **kwargs)
         response.delete_cookie(settings.ACCESS_TOKEN_COOKIE, samesite="Lax")
         return response

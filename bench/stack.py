@@ -241,9 +241,9 @@ class Stack:
         }
 
     def start_web(self) -> str:
-        """Start gunicorn (sync workers) on an ephemeral port; return its base URL."""
+        """Start gunicorn (production's worker class) on an ephemeral port; return its URL."""
         port = free_port()
-        command = [sys.executable, "-m", "gunicorn", "keymaster.wsgi"]
+        command = [sys.executable, "-m", "gunicorn", "keymaster.asgi:application"]
         command += ["--workers", str(self.web_workers), "--bind", f"127.0.0.1:{port}"]
         command += ["--config", "python:bench.gunicorn_conf", "--backlog", "2048"]
         self.web = self._spawn("gunicorn", command, self.env())

@@ -1,4 +1,6 @@
-"""Refuse oversized request bodies before anything reads them.
+"""Request limits and security headers that apply to every path.
+
+Refuse oversized request bodies before anything reads them.
 
 Django checks DATA_UPLOAD_MAX_MEMORY_SIZE when `request.body` is read, which DRF does only once
 a view asks for its data, after authentication (a database query) and for API views only. This
@@ -18,6 +20,23 @@ from django.http import HttpRequest, HttpResponse
 from keymaster.errors import json_error
 
 
+def body_refusal(content_length: str, transfer_encoding: str) -> tuple[int, str, str] | None:
+    """(status, code, message) refusing a body by its headers alone, or None to go on."""
+    if content_length:
+        if not (content_length.isascii() and content_length.isdigit()):
+            return 400, "bad_request", "Content-Length must be a whole number."
+        limit = settings.REQUEST_MAX_BYTES
+        if int(content_length) > limit:
+            return (
+                413,
+                "payload_too_large",
+                f"The request body is {content_length} bytes; at most {limit} are accepted.",
+            )
+    elif "chunked" in transfer_encoding.lower():
+        return 411, "length_required", "Send the body with a Content-Length, not chunked."
+    return None
+
+
 class RequestSizeLimitMiddleware:
     """Answer 413 when `Content-Length` exceeds ``settings.REQUEST_MAX_BYTES``, unread."""
 
@@ -25,19 +44,22 @@ class RequestSizeLimitMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        declared = request.META.get("CONTENT_LENGTH") or ""
-        if declared:
-            if not (declared.isascii() and declared.isdigit()):
-                return json_error(400, "bad_request", "Content-Length must be a whole number.")
-            limit = settings.REQUEST_MAX_BYTES
-            if int(declared) > limit:
-                return json_error(
-                    413,
-                    "payload_too_large",
-                    f"The request body is {declared} bytes; at most {limit} are accepted.",
-                )
-        elif "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
-            return json_error(
-                411, "length_required", "Send the body with a Content-Length, not chunked."
-            )
+        refusal = body_refusal(
+            request.META.get("CONTENT_LENGTH") or "",
+            request.META.get("HTTP_TRANSFER_ENCODING", ""),
+        )
+        if refusal is not None:
+            return json_error(*refusal)
         return self.get_response(request)
+
+
+class PermissionsPolicyMiddleware:
+    """Send ``settings.PERMISSIONS_POLICY`` as `Permissions-Policy` on every answer."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        response.headers.setdefault("Permissions-Policy", settings.PERMISSIONS_POLICY)
+        return response

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 
 from django.db import connection
+from django.db.models import Q
 
 from keymaster.models import Counter
 
@@ -81,8 +82,27 @@ def counter_peek(window: Window, *, now: float | None = None) -> int:
     return int(row or 0)
 
 
+def counter_peek_many(windows: list[tuple[Window, float]]) -> list[int]:
+    """Return how much each (window, at time) has used, in one query."""
+    wanted = [(window.key, window.start(at)) for window, at in windows]
+    query = Q()
+    for key, start in wanted:
+        query |= Q(key=key, window_start=start)
+    rows = Counter.objects.filter(query).values_list("key", "window_start", "count")
+    found = {(key, start): int(count) for key, start, count in rows}
+    return [found.get(pair, 0) for pair in wanted]
+
+
+# Windows longer than any prune horizon, by key prefix: their rows are kept for two of their
+# windows (the current one and the one before, which the guess throttle still reads).
+LONG_WINDOWS = {"auth-ok:": 30 * 86_400}
+
+
 def counters_prune(*, older_than: float, now: float | None = None) -> int:
-    """Delete windows that started more than `older_than` seconds ago."""
+    """Delete windows that started more than `older_than` seconds ago (long windows later)."""
     now = time.time() if now is None else now
-    deleted, _ = Counter.objects.filter(window_start__lt=int(now - older_than)).delete()
+    stale = Q(window_start__lt=int(now - older_than))
+    for prefix, seconds in LONG_WINDOWS.items():
+        stale &= ~Q(key__startswith=prefix, window_start__gte=int(now - 2 * seconds))
+    deleted, _ = Counter.objects.filter(stale).delete()
     return deleted

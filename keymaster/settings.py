@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 
@@ -55,6 +56,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_q",
+    "csp",
     "keymaster",
     "accounts",
     "push",
@@ -64,6 +66,9 @@ MIDDLEWARE = [
     # First, so an oversized body is refused before anything else runs or reads it.
     "keymaster.middleware.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy and Permissions-Policy on every answer, pages and API alike.
+    "csp.middleware.CSPMiddleware",
+    "keymaster.middleware.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -160,6 +165,31 @@ SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+# SecurityMiddleware sends these two; set here so no default change can drop them.
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+# No inline script or style anywhere (templates load static files only): a script injected into
+# a page cannot run, and a page cannot be framed or post its forms elsewhere.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "worker-src": ["'self'"],
+        "manifest-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+# Browser features no Keymaster page uses, switched off (keymaster.middleware).
+PERMISSIONS_POLICY = (
+    "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), "
+    "microphone=(), payment=(), usb=()"
+)
 # Request bodies past this are refused with 413 unread (keymaster.middleware). The largest
 # valid request is a batch of 500 notifications, each a 256-character title, a 4096-character
 # body and 4 KB of data: about 10.9 MB of UTF-8 JSON when every character takes 4 bytes.
@@ -215,6 +245,18 @@ ACCESS_TOKEN_COOKIE = "access_token"
 # window, counted in the database so every process shares the count.
 AUTH_THROTTLE_ATTEMPTS = _positive_int("AUTH_THROTTLE_ATTEMPTS", 10)
 AUTH_THROTTLE_WINDOW = _positive_int("AUTH_THROTTLE_WINDOW", 300)
+
+
+def _networks(name: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    try:
+        return [ipaddress.ip_network(item, strict=False) for item in _csv(name)]
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must list IP addresses or CIDRs: {exc}") from exc
+
+
+# The proxies in front of Keymaster (addresses or CIDRs): only when a request comes from one is
+# its X-Forwarded-For read for the client's address (guess throttles). Empty: REMOTE_ADDR.
+TRUSTED_PROXIES = _networks("TRUSTED_PROXIES")
 
 # --- Push -----------------------------------------------------------------------------------
 PUSH_MAX_BATCH_SIZE = _positive_int("PUSH_MAX_BATCH_SIZE", 500)

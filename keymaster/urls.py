@@ -6,7 +6,7 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.urls import include, path
 from django.views import defaults
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from accounts import api as accounts_api
 from accounts import views as accounts_views
@@ -19,6 +19,7 @@ urlpatterns = [
     path("oauth/token", oauth_token, name="oauth-token"),
     path("auth/token", accounts_api.UserTokenView.as_view(), name="auth-token"),
     path("auth/token/refresh", accounts_api.UserTokenRefreshView.as_view(), name="auth-refresh"),
+    path("auth/token/revoke", accounts_api.UserTokenRevokeView.as_view(), name="auth-revoke"),
     path("api/apps", accounts_api.AppListView.as_view(), name="api-apps"),
     path("api/apps/<uuid:app_id>", accounts_api.AppDetailView.as_view(), name="api-app"),
     path(
@@ -39,8 +40,20 @@ urlpatterns = [
     path(
         "api/apps/<uuid:app_id>/admins", accounts_api.AppAdminListView.as_view(), name="api-admins"
     ),
+    path("api/invitations", accounts_api.InvitationListView.as_view(), name="api-invitations"),
+    path(
+        "api/invitations/<uuid:app_id>",
+        accounts_api.InvitationDetailView.as_view(),
+        name="api-invitation",
+    ),
+    path(
+        "api/invitations/<uuid:app_id>/accept",
+        accounts_api.InvitationAcceptView.as_view(),
+        name="api-invitation-accept",
+    ),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    # The split view serves Swagger UI's start-up script as a file: the CSP allows no inline one.
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="docs"),
     path("", include("push.urls")),
     path("", include("push.page_urls")),
     path("login", accounts_views.LoginView.as_view(), name="login"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from accounts.tokens import revoked_tokens_prune
 from keymaster.outage import through_db_outage
 from keymaster.ratelimit import counters_prune
 from push.api.idempotency import idempotency_prune
@@ -30,5 +31,9 @@ def sweep() -> dict[str, int]:
 
 
 def prune() -> dict[str, int]:
-    """Drop expired idempotency records and old counter windows (hourly)."""
-    return {"idempotency": idempotency_prune(), "counters": counters_prune(older_than=3 * 86400)}
+    """Drop expired idempotency records, old counter windows and stale revocations (hourly)."""
+    return {
+        "idempotency": idempotency_prune(),
+        "counters": counters_prune(older_than=3 * 86400),
+        "revoked_tokens": revoked_tokens_prune(),
+    }

@@ -12,8 +12,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import App, Enrollment, User
+from accounts.models import App, Enrollment, Invitation, User
 from accounts.selectors import user_is_enrolled
+from accounts.services import invitation_accept
 from accounts.tokens import AppClient
 from keymaster.crypto import lookup_hmac
 from keymaster.errors import InvalidInput, NotFound, TooManyRequests
@@ -102,7 +103,10 @@ def device_register(
     app = app_with_push_enabled(app_id)
     if auto_enroll:
         Enrollment.objects.get_or_create(app=app, user=user)
-    elif not user_is_enrolled(app, user):
+    elif not user_is_enrolled(app, user) and not invitation_accept(
+        user=user, app_id=app.app_id, role=Invitation.Role.USER
+    ):
+        # Registering a device in an app one is invited to is accepting the invitation.
         raise NotEnrolled("You are not enrolled in this app.")
     _registration_take(user)
     token_hmac = device_token_hmac(transport, token)

@@ -85,40 +85,36 @@ def test_admin_of_another_app_gets_404_everywhere():
     )
 
 
-def test_enroll_and_unenroll_by_email():
+def test_enroll_by_email_is_an_invitation_the_person_accepts():
     app, _ = make_app()
     client = user_client(make_admin(app))
     user = make_user()
     response = client.post(
         f"/api/apps/{app.client_id}/enrollments", {"email": user.email}, format="json"
     )
-    assert response.status_code == 201
+    assert response.status_code == 202
+    assert response.json() == {"app_id": app.client_id, "email": user.email, "status": "invited"}
+    assert not Enrollment.objects.filter(app=app, user=user).exists()
+    accepted = user_client(user).post(f"/api/invitations/{app.client_id}/accept")
+    assert accepted.status_code == 200
+    assert accepted.json()["roles"] == ["user"]
     assert Enrollment.objects.filter(app=app, user=user).exists()
-    again = client.post(
-        f"/api/apps/{app.client_id}/enrollments", {"user_id": str(user.id)}, format="json"
-    )
-    assert again.status_code == 200
     assert client.delete(f"/api/apps/{app.client_id}/enrollments/{user.id}").status_code == 204
     assert not Enrollment.objects.filter(app=app, user=user).exists()
     assert client.delete(f"/api/apps/{app.client_id}/enrollments/{user.id}").status_code == 404
 
 
-def test_enrolling_an_unknown_email_names_the_field():
-    app, _ = make_app()
-    response = user_client(make_admin(app)).post(
-        f"/api/apps/{app.client_id}/enrollments", {"email": "ghost@example.com"}, format="json"
-    )
-    assert response.status_code == 400
-    assert "email" in response.json()["error"]["fields"]
-
-
-def test_add_an_app_admin():
+def test_add_an_app_admin_by_invitation():
     app, _ = make_app()
     newcomer = make_user()
     response = user_client(make_admin(app)).post(
         f"/api/apps/{app.client_id}/admins", {"email": newcomer.email}, format="json"
     )
-    assert response.status_code == 201
+    assert response.status_code == 202
+    assert user_client(newcomer).get(f"/api/apps/{app.client_id}").status_code == 404
+    pending = user_client(newcomer).get("/api/invitations").json()["invitations"]
+    assert [(i["app_id"], i["role"]) for i in pending] == [(app.client_id, "admin")]
+    assert user_client(newcomer).post(f"/api/invitations/{app.client_id}/accept").status_code == 200
     assert user_client(newcomer).get(f"/api/apps/{app.client_id}").status_code == 200
 
 

@@ -110,7 +110,7 @@ class ConnectionCounter:
 
 @contextmanager
 def gunicorn_serve(tmp_path: Path) -> Iterator[tuple[str, int]]:
-    """Run `gunicorn keymaster.wsgi` (one sync worker) on a loopback port; yield its address.
+    """Run the production server (the Procfile's, one worker) on a loopback port; yield its address.
 
     The listening socket is made here on port 0 and handed over, so there is no port race and
     requests wait in its backlog until the worker is up. The database is never touched by the
@@ -131,7 +131,9 @@ def gunicorn_serve(tmp_path: Path) -> Iterator[tuple[str, int]]:
             sys.executable,
             "-m",
             "gunicorn",
-            "keymaster.wsgi",
+            "keymaster.asgi:application",
+            "--config",
+            "python:keymaster.gunicorn_conf",
             "--bind",
             f"fd://{listener.fileno()}",
             "--workers",

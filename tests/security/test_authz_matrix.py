@@ -35,7 +35,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from django.views import View
 
 from accounts.models import App, AppAdmin, Enrollment, User
-from accounts.tokens import client_token_issue
+from accounts.tokens import client_token_issue, user_tokens_issue
 from push.delivery.receipts import receipts_create
 from push.models import AuditEvent, Delivery, Device, Notification, PushConfig, Receipt
 from push.services.notifications import NotificationDraft, notifications_send
@@ -132,6 +132,7 @@ def _login(w: World) -> dict[str, Any]:
 
 
 EVERYONE_200 = "200 200 200 200 200 200 200 200 200 200 | 200 200 200 200 200 200"
+EVERYONE_204 = EVERYONE_200.replace("200", "204")
 NOBODY_405 = "405 405 405 405 405 405 405 405 405 405 | 405 405 405 405 405 405"
 BROWSERS_401 = "401 401 401 401 401 401"
 PAGE_ANON = "302L 302L 302L 302L 302L 302L 302L 302L 302L 302L"
@@ -158,6 +159,10 @@ def _console_x_other(missing: str = "404") -> str:
     return f"{PAGE_ANON} | 403 403 403 {missing} 404 {missing}"
 
 
+def _fresh_refresh(world: World) -> str:
+    return user_tokens_issue(User.objects.get(email=world.emails["A"]))["refresh"]
+
+
 API_ROWS = [
     Row("GET", "/healthz", EVERYONE_200, public=True),
     Row(
@@ -178,7 +183,14 @@ API_ROWS = [
         "POST",
         "/auth/token/refresh",
         EVERYONE_200,
-        body=lambda w: {"refresh": w.refresh},
+        body=lambda w: {"refresh": _fresh_refresh(w)},  # single-use: one per caller
+        public=True,
+    ),
+    Row(
+        "POST",
+        "/auth/token/revoke",
+        EVERYONE_204,
+        body=lambda w: {"refresh": _fresh_refresh(w)},
         public=True,
     ),
     Row("GET", "/api/schema/", EVERYONE_200, public=True),
@@ -198,7 +210,7 @@ API_ROWS = [
     Row(
         "POST",
         "/api/apps/{X}/enrollments",
-        _admin_x("201"),
+        _admin_x("202"),
         body=lambda w: {"email": w.emails["D"]},
         tenant="X",
     ),
@@ -207,9 +219,21 @@ API_ROWS = [
     Row(
         "POST",
         "/api/apps/{X}/admins",
-        _admin_x("201"),
+        _admin_x("202"),
         body=lambda w: {"email": w.emails["D"]},
         tenant="X",
+    ),
+    # Invitations are the caller's own (found by their email): nobody here has one to take.
+    Row("GET", "/api/invitations", f"401 200 200 200 401 401 401 200 200 200 | {BROWSERS_401}"),
+    Row(
+        "POST",
+        "/api/invitations/{X}/accept",
+        f"401 404 404 404 401 401 401 404 404 404 | {BROWSERS_401}",
+    ),
+    Row(
+        "DELETE",
+        "/api/invitations/{X}",
+        f"401 404 404 404 401 401 401 404 404 404 | {BROWSERS_401}",
     ),
     Row("GET", "/push/config/{X}", _admin_x("200"), tenant="X"),
     Row("PATCH", "/push/config/{X}", _admin_x("200"), body=_config, tenant="X"),

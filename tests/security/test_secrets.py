@@ -161,7 +161,7 @@ def _devices(run: Run, providers: dict, admin: str) -> dict:
     for name in ("a", "b"):
         user, password = _person(run)
         path = f"/api/apps/{run.app_id}/enrollments"
-        api.call("POST", path, 201, token=admin, json={"email": user.email})
+        api.call("POST", path, 202, token=admin, json={"email": user.email})
         access = _login(run, user.email, password)["access"]
         people[name] = {"user": user, "password": password, "access": access}
     register = "/push/devices/register"
