@@ -6,9 +6,9 @@ import base64
 import socket
 import threading
 from collections.abc import Callable
-from typing import Any
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
+from typing import Any
 
 import pytest
 from stub_server import FakeClock, Recorded, Reply, StubServer, api_error
@@ -16,13 +16,13 @@ from stub_server import FakeClock, Recorded, Reply, StubServer, api_error
 from keymaster_client import (
     AuthenticationError,
     Delivery,
-    Notification,
-    KeymasterConnectionError,
     IdempotencyConflict,
     KeymasterClient,
+    KeymasterConnectionError,
     KeymasterError,
     NotEnrolled,
     NotFound,
+    Notification,
     PayloadTooLarge,
     PermissionDenied,
     PushDisabled,

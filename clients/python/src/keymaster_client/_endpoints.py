@@ -174,9 +174,7 @@ def cancel_broadcast(broadcast_id: str) -> Call[None]:
     return Call("POST", f"/push/broadcasts/{_segment(broadcast_id)}/cancel", _nothing)
 
 
-def update_topic_members(
-    topic: str, *, add: Sequence[str], remove: Sequence[str]
-) -> Call[Topic]:
+def update_topic_members(topic: str, *, add: Sequence[str], remove: Sequence[str]) -> Call[Topic]:
     if isinstance(add, str) or isinstance(remove, str):
         raise TypeError("add and remove must be lists of user ids, not strings")
     return Call(

@@ -85,8 +85,10 @@ class AsyncKeymasterClient:
             raise ValueError("batch_size must be at least 1")
         self.base_url = base_url.rstrip("/")
         self.client_id = client_id
-        self._timeout = httpx.Timeout(timeout) if not isinstance(timeout, tuple) else httpx.Timeout(
-            timeout[1], connect=timeout[0]
+        self._timeout = (
+            httpx.Timeout(timeout)
+            if not isinstance(timeout, tuple)
+            else httpx.Timeout(timeout[1], connect=timeout[0])
         )
         self._policy = RetryPolicy(max_retries, max_retry_wait)
         self._batch_size = batch_size

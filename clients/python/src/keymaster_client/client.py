@@ -362,7 +362,9 @@ class KeymasterClient:
         """Return one page of a topic's members."""
         return self._run(api.topic_members(topic, limit=limit, offset=offset))
 
-    def iter_topic_members(self, topic: str, *, page_size: int = DEFAULT_PAGE_SIZE) -> Iterator[str]:
+    def iter_topic_members(
+        self, topic: str, *, page_size: int = DEFAULT_PAGE_SIZE
+    ) -> Iterator[str]:
         """Yield every member of a topic, fetching a page at a time."""
         offset: int | None = 0
         while offset is not None:

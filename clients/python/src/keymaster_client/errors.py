@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import builtins
 import re
 from collections.abc import Mapping
 from typing import Any
-
-import builtins
 
 from keymaster_client._response import RawResponse
 from keymaster_client.retry import parse_retry_after
