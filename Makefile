@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format install migrate demo clean fuzz bench bench-soak
+.PHONY: run test lint format install migrate demo clean fuzz bench bench-soak client-check
 
 $(STAMP): requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed (set PYTHON=...)"; exit 1; }
@@ -42,6 +42,22 @@ bench: $(STAMP)
 # A 10-minute soak at 50% of the measured maximum rate: RSS growth per process.
 bench-soak: $(STAMP)
 	$(PY) -m bench soak $(BENCH_ARGS)
+
+# The Python client as a package of its own (issue 24), in a clean venv outside the repository:
+# its wheel built and installed, mypy --strict, its own tests from clients/python alone (the stub
+# server, no Django) against the installed wheel, and the `keymaster` command. Tool pins come
+# from requirements.txt.
+CLIENT_VENV ?= /tmp/kmc-venv
+client-check:
+	rm -rf $(CLIENT_VENV)
+	$(PYTHON) -m venv $(CLIENT_VENV)
+	grep -E '^(build|mypy|pytest|standardwebhooks)==' requirements.txt | xargs $(CLIENT_VENV)/bin/pip install --quiet
+	$(CLIENT_VENV)/bin/python -m build --wheel --outdir $(CLIENT_VENV)/dist clients/python
+	rm -rf clients/python/build clients/python/src/*.egg-info
+	$(CLIENT_VENV)/bin/pip install --quiet $(CLIENT_VENV)/dist/keymaster_client-*.whl
+	cd clients/python && $(CLIENT_VENV)/bin/python -m mypy --strict src
+	cd clients/python && $(CLIENT_VENV)/bin/python -m pytest -q -p no:randomly
+	$(CLIENT_VENV)/bin/keymaster --version
 
 clean:
 	rm -rf $(VENV) db.sqlite3* staticfiles
