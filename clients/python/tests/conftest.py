@@ -1,50 +1,41 @@
 """Fixtures for the client tests: a stub Keymaster, a fake clock and a recording sleep.
 
 `make_client` builds each flavour in turn: every test written against it runs once with
-`KeymasterClient` and once with `AsyncKeymasterClient` (behind `AwaitEach`, which runs each
-awaited call on the test's own event loop), so both clients are held to the same answers.
+`KeymasterClient` and once with `AsyncKeymasterClient` (behind `flavours.AwaitEach`, which runs
+each awaited call on the test's own event loop), so both clients are held to the same answers.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from flavours import client_factory
 from stub_server import FakeClock, StubServer
 
-from keymaster_client import AsyncKeymasterClient, KeymasterClient
+PACKAGE = Path(__file__).resolve().parents[1]
+LIVE_HINT = (
+    "test_live.py needs the Keymaster project: run it from the repository root with "
+    "`pytest -c pyproject.toml clients/python/tests/test_live.py` (or the whole suite)"
+)
 
 
-class AwaitEach:
-    """Call an AsyncKeymasterClient as if it were blocking: each coroutine runs to completion
-    on `loop`, and an async iterator is drained into a list."""
-
-    def __init__(self, client: AsyncKeymasterClient, loop: asyncio.AbstractEventLoop) -> None:
-        self.client = client
-        self.loop = loop
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self.client, name)
-        if not callable(attribute):
-            return attribute
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            result = attribute(*args, **kwargs)
-            if inspect.isasyncgen(result):
-                return self.loop.run_until_complete(_drain(result))
-            return self.loop.run_until_complete(result)
-
-        return call
-
-    def close(self) -> None:
-        self.loop.run_until_complete(self.client.aclose())
+def _standalone(config: pytest.Config) -> bool:
+    """True when pytest took its settings from clients/python/pyproject.toml (no Django)."""
+    return config.rootpath == PACKAGE
 
 
-async def _drain(iterator: Any) -> list[Any]:
-    return [item async for item in iterator]
+def pytest_configure(config: pytest.Config) -> None:
+    named = [str(arg) for arg in config.invocation_params.args]
+    if _standalone(config) and any("test_live" in arg for arg in named):
+        raise pytest.UsageError(LIVE_HINT)
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    return f"keymaster_client alone: {LIVE_HINT}" if _standalone(config) else None
 
 
 @pytest.fixture
@@ -75,30 +66,6 @@ def event_loop_for_client() -> Iterator[asyncio.AbstractEventLoop]:
 @pytest.fixture(params=["sync", "async"])
 def flavour(request: pytest.FixtureRequest) -> str:
     return str(request.param)
-
-
-def client_factory(
-    flavour: str,
-    loop: asyncio.AbstractEventLoop,
-    sleeps: list[float],
-    defaults: Callable[[], dict[str, Any]],
-) -> tuple[Callable[..., Any], list[Any]]:
-    """Return a builder of clients of `flavour` (with `defaults`), and the list it fills."""
-    clients: list[Any] = []
-
-    async def record_sleep(seconds: float) -> None:
-        sleeps.append(seconds)
-
-    def make(**options: Any) -> Any:
-        settings = {**defaults(), **options}
-        if flavour == "sync":
-            client: Any = KeymasterClient(sleep=sleeps.append, **settings)
-        else:
-            client = AwaitEach(AsyncKeymasterClient(sleep=record_sleep, **settings), loop)
-        clients.append(client)
-        return client
-
-    return make, clients
 
 
 @pytest.fixture
