@@ -9,6 +9,7 @@ import hashlib
 import re
 import uuid
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -51,17 +52,66 @@ def send_push(
     )
 
 
-def send_chunks(
-    path: str,
-    list_field: str,
-    items: list[Any],
-    common: dict[str, Any],
+@dataclass(frozen=True)
+class ChunkPlan:
+    """A bulk or batch send split into requests: its key, the chunk size, one call a chunk."""
+
+    key: str
+    size: int
+    calls: list[Call[list[str]]]
+
+    def failed(self, error: KeymasterError, index: int, sent: list[str]) -> None:
+        """Let the caller find the failing item in its own list, and resume with the key."""
+        offset_field_paths(error, index * self.size)
+        error.sent_notification_ids = list(sent)
+        error.idempotency_key = self.key
+
+
+def send_bulk(
+    user_ids: Sequence[str],
     *,
     idempotency_key: str | None,
     batch_size: int,
     dry_run: bool,
-) -> tuple[str, int, list[Call[list[str]]]]:
-    """Split a bulk or batch send; return its key, the chunk size and one call per chunk.
+    **content: Any,
+) -> ChunkPlan:
+    if isinstance(user_ids, str):
+        raise TypeError("user_ids must be a list of ids, not a string")
+    common = message_fields(dry_run=dry_run, **content)
+    return _chunks(
+        "/push/send/bulk", "user_ids", list(user_ids), common, idempotency_key, batch_size, dry_run
+    )
+
+
+def send_batch(
+    notifications: Sequence[Message | Mapping[str, Any]],
+    *,
+    idempotency_key: str | None,
+    batch_size: int,
+    dry_run: bool,
+) -> ChunkPlan:
+    items = []
+    for notification in notifications:
+        item = dict(notification)
+        if item.get("send_at") is not None:
+            item["send_at"] = rfc3339(item["send_at"])
+        items.append(item)
+    common = {"dry_run": True} if dry_run else {}
+    return _chunks(
+        "/push/send/batch", "notifications", items, common, idempotency_key, batch_size, dry_run
+    )
+
+
+def _chunks(
+    path: str,
+    list_field: str,
+    items: list[Any],
+    common: dict[str, Any],
+    idempotency_key: str | None,
+    batch_size: int,
+    dry_run: bool,
+) -> ChunkPlan:
+    """Split a list send into chunks of `batch_size`, each its own request.
 
     Each chunk gets its own Idempotency-Key derived from the send's (`{key}:{index}`), so
     the same send repeated with the same key replays the chunks already sent.
@@ -80,34 +130,7 @@ def send_chunks(
         )
         for index, chunk in enumerate(chunks)
     ]
-    return key, batch_size, calls
-
-
-def chunk_failed(error: KeymasterError, index: int, size: int, sent: list[str], key: str) -> None:
-    """Let the caller find the failing item in its own list, and resume with the same key."""
-    offset_field_paths(error, index * size)
-    error.sent_notification_ids = list(sent)
-    error.idempotency_key = key
-
-
-def bulk_body(
-    user_ids: Sequence[str], *, dry_run: bool, **content: Any
-) -> tuple[list[Any], dict[str, Any]]:
-    if isinstance(user_ids, str):
-        raise TypeError("user_ids must be a list of ids, not a string")
-    return list(user_ids), message_fields(dry_run=dry_run, **content)
-
-
-def batch_body(
-    notifications: Sequence[Message | Mapping[str, Any]], *, dry_run: bool
-) -> tuple[list[Any], dict[str, Any]]:
-    items = []
-    for notification in notifications:
-        item = dict(notification)
-        if item.get("send_at") is not None:
-            item["send_at"] = rfc3339(item["send_at"])
-        items.append(item)
-    return items, {"dry_run": True} if dry_run else {}
+    return ChunkPlan(key, batch_size, calls)
 
 
 def get_notification(notification_id: str) -> Call[Notification]:

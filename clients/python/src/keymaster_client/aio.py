@@ -230,24 +230,17 @@ class AsyncKeymasterClient:
         Idempotency-Key derived from the send's key (`{key}:{chunk index}`). A dry run
         only validates, and returns an empty list.
         """
-        items, common = api.bulk_body(
-            user_ids,
-            title=title,
-            body=body,
-            data=data,
-            ttl=ttl,
-            priority=priority,
-            collapse_key=collapse_key,
-            urgency=urgency,
-            send_at=send_at,
-            dry_run=dry_run,
-        )
         return await self._run_chunks(
-            api.send_chunks(
-                "/push/send/bulk",
-                "user_ids",
-                items,
-                common,
+            api.send_bulk(
+                user_ids,
+                title=title,
+                body=body,
+                data=data,
+                ttl=ttl,
+                priority=priority,
+                collapse_key=collapse_key,
+                urgency=urgency,
+                send_at=send_at,
                 idempotency_key=idempotency_key,
                 batch_size=batch_size or self._batch_size,
                 dry_run=dry_run,
@@ -267,13 +260,9 @@ class AsyncKeymasterClient:
         Each item holds `user_id`, `title`, `body` and optionally `data`, `ttl`, `send_at`,
         .... Long lists are split as in `send_bulk`; a dry run returns an empty list.
         """
-        items, common = api.batch_body(notifications, dry_run=dry_run)
         return await self._run_chunks(
-            api.send_chunks(
-                "/push/send/batch",
-                "notifications",
-                items,
-                common,
+            api.send_batch(
+                notifications,
                 idempotency_key=idempotency_key,
                 batch_size=batch_size or self._batch_size,
                 dry_run=dry_run,
@@ -414,15 +403,14 @@ class AsyncKeymasterClient:
 
     # --- I/O -------------------------------------------------------------------------------
 
-    async def _run_chunks(self, plan: tuple[str, int, list[Call[list[str]]]]) -> list[str]:
-        key, size, calls = plan
+    async def _run_chunks(self, plan: api.ChunkPlan) -> list[str]:
         ids: list[str] = []
-        for index, call in enumerate(calls):
+        for index, call in enumerate(plan.calls):
             try:
                 sent: list[str] = await self._run(call)
                 ids.extend(sent)
             except KeymasterError as exc:
-                api.chunk_failed(exc, index, size, ids, key)
+                plan.failed(exc, index, ids)
                 raise
         return ids
 
