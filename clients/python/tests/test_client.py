@@ -617,3 +617,15 @@ def test_unregister_unknown_device_raises_not_found(
 
     with pytest.raises(NotFound):
         make_client().unregister_device("d1")
+
+
+def test_connection_error_is_also_the_builtin_and_the_old_name_warns() -> None:
+    import builtins
+
+    import keymaster_client
+
+    assert issubclass(KeymasterConnectionError, builtins.ConnectionError)
+    assert issubclass(KeymasterConnectionError, KeymasterError)
+    with pytest.warns(DeprecationWarning, match="KeymasterConnectionError"):
+        old = keymaster_client.ConnectionError
+    assert old is KeymasterConnectionError

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import io
 import json
 import time
 import uuid
@@ -46,6 +47,7 @@ from keymaster_client import (
     QuotaExceeded,
     ValidationError,
     WebhookVerificationError,
+    cli,
     verify_webhook,
 )
 from keymaster_client import Notification as NotificationResult
@@ -436,6 +438,23 @@ def test_503_after_the_server_accepted_is_retried_and_replayed_not_sent_twice(
     assert stored_ids(app) == {notification_id}  # the retry replayed the first answer
 
 
+def test_503_with_retry_after_on_a_read_is_waited_out_then_answered(
+    live_app, connect: Connect, proxy: FaultProxy, sleeps: list[float]
+) -> None:
+    app, secret = live_app
+    (user,) = enrolled(app)
+    km = connect(app, secret, base_url=proxy.url)
+    notification_id = km.send_push(str(user.id), "Hi", "x")
+    path = f"/push/notifications/{notification_id}"
+    proxy.fail_next("GET", path, 503, headers={"Retry-After": "7"}, body=b"maintenance")
+
+    notification = km.get_notification(notification_id)
+
+    assert notification.notification_id == notification_id
+    assert [s.status for s in proxy.seen(path)] == [503, 200]
+    assert sleeps == [7.0]
+
+
 # --- Errors from the real server -------------------------------------------------------------
 
 
@@ -601,3 +620,36 @@ def test_both_clients_return_the_same_typed_results(
     assert from_sync.status == "delivered"
     assert isinstance(from_sync.deliveries[0], Delivery)
     assert isinstance(from_sync.deliveries[0].updated_at, datetime)
+
+
+def test_command_line_sends_and_reads_back_from_the_live_server(live_server, live_app) -> None:
+    app, secret = live_app
+    (user,) = enrolled(app)
+    register(user, app)
+    env = {
+        "KEYMASTER_URL": live_server.url,
+        "KEYMASTER_CLIENT_ID": app.client_id,
+        "KEYMASTER_CLIENT_SECRET": secret,
+    }
+
+    def keymaster(*argv: str) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        code = cli.main(list(argv), env=env, stdout=out, stderr=err)
+        return code, out.getvalue(), err.getvalue()
+
+    code, out, err = keymaster(
+        "send", "--user", str(user.id), "--title", "CLI", "--body", "x", "--data", "k=v", "--json"
+    )
+    assert (code, err) == (cli.EXIT_OK, "")
+    notification_id = json.loads(out)["notification_id"]
+    assert stored_ids(app) == {notification_id}
+
+    code, out, _ = keymaster("status", notification_id, "--json")
+    shown = json.loads(out)
+    assert code == cli.EXIT_OK
+    assert (shown["status"], shown["title"], shown["data"]) == ("queued", "CLI", {"k": "v"})
+
+    code, _, err = keymaster("status", str(uuid.uuid4()))
+    assert code == cli.EXIT_NOT_FOUND and "not_found" in err
+    code, _, _ = keymaster("send", "--user", str(make_user().id), "--title", "T", "--body", "B")
+    assert code == cli.EXIT_FORBIDDEN  # not enrolled
