@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format install migrate demo clean fuzz bench bench-soak client-check
+.PHONY: run test lint format install migrate demo clean fuzz bench bench-soak
 
 $(STAMP): requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed (set PYTHON=...)"; exit 1; }
@@ -46,13 +46,15 @@ bench-soak: $(STAMP)
 # The Python client as a package of its own (issue 24), in a clean venv outside the repository:
 # its wheel built and installed, mypy --strict, its own tests from clients/python alone (the stub
 # server, no Django) against the installed wheel, and the `keymaster` command. Tool pins come
-# from requirements.txt. Another interpreter: make client-check CLIENT_PYTHON=python3.13
+# from the requirements files. Another interpreter: make client-check CLIENT_PYTHON=python3.13
 CLIENT_VENV ?= /tmp/kmc-venv
 CLIENT_PYTHON ?= $(PYTHON)
+.PHONY: client-check
 client-check:
 	rm -rf $(CLIENT_VENV)
 	$(CLIENT_PYTHON) -m venv $(CLIENT_VENV)
-	grep -E '^(build|mypy|pytest|standardwebhooks)==' requirements.txt | xargs $(CLIENT_VENV)/bin/pip install --quiet
+	grep -ohE '^(build|mypy|pytest|standardwebhooks)==[^ ;\\]+' requirements*.txt | sort -u \
+	  | xargs $(CLIENT_VENV)/bin/pip install --quiet
 	$(CLIENT_VENV)/bin/python -m build --wheel --outdir $(CLIENT_VENV)/dist clients/python
 	rm -rf clients/python/build clients/python/src/*.egg-info
 	$(CLIENT_VENV)/bin/pip install --quiet $(CLIENT_VENV)/dist/keymaster_client-*.whl
