@@ -300,8 +300,11 @@ def test_adding_users_not_enrolled_raises_not_enrolled_listing_them(
 def test_invalid_topic_names_are_refused_before_any_request(
     stub: StubServer, make_client: MakeClient, name: str
 ) -> None:
+    client = make_client()
     with pytest.raises(ValueError, match="topic name"):
-        make_client().add_topic_members(name, ["u1"])
+        client.add_topic_members(name, ["u1"])
+    with pytest.raises(ValueError, match="topic name"):
+        client.broadcast("T", "B", topic=name)
 
     assert stub.requests == []
 

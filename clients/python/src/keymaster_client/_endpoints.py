@@ -175,7 +175,8 @@ def broadcast(
     dry_run: bool,
     **content: Any,
 ) -> Call[BroadcastAccepted]:
-    body = message_fields(topic=topic and topic_name(topic), dry_run=dry_run, **content)
+    audience = topic_name(topic) if topic is not None else None
+    body = message_fields(topic=audience, dry_run=dry_run, **content)
     if platforms is not None:
         if isinstance(platforms, str) or not set(platforms) <= PLATFORMS:
             raise ValueError(f"platforms must be a list drawn from {sorted(PLATFORMS)}")

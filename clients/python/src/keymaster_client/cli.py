@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -78,8 +79,6 @@ def main(
     stderr: IO[str] | None = None,
 ) -> int:
     """Run the command line; return its exit code (streams and environment injectable)."""
-    import os
-
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     parser = _parser()
