@@ -43,5 +43,24 @@ bench: $(STAMP)
 bench-soak: $(STAMP)
 	$(PY) -m bench soak $(BENCH_ARGS)
 
+# The Python client as a package of its own (issue 24), in a clean venv outside the repository:
+# its wheel built and installed, mypy --strict, its own tests from clients/python alone (the stub
+# server, no Django) against the installed wheel, and the `keymaster` command. Tool pins come
+# from the requirements files. Another interpreter: make client-check CLIENT_PYTHON=python3.13
+CLIENT_VENV ?= /tmp/kmc-venv
+CLIENT_PYTHON ?= $(PYTHON)
+.PHONY: client-check
+client-check:
+	rm -rf $(CLIENT_VENV)
+	$(CLIENT_PYTHON) -m venv $(CLIENT_VENV)
+	grep -ohE '^(build|mypy|pytest|standardwebhooks)==[^ ;\\]+' requirements*.txt | sort -u \
+	  | xargs $(CLIENT_VENV)/bin/pip install --quiet
+	$(CLIENT_VENV)/bin/python -m build --wheel --outdir $(CLIENT_VENV)/dist clients/python
+	rm -rf clients/python/build clients/python/src/*.egg-info
+	$(CLIENT_VENV)/bin/pip install --quiet $(CLIENT_VENV)/dist/keymaster_client-*.whl
+	cd clients/python && $(CLIENT_VENV)/bin/python -m mypy --strict src
+	cd clients/python && $(CLIENT_VENV)/bin/python -m pytest -q -p no:randomly
+	$(CLIENT_VENV)/bin/keymaster --version
+
 clean:
 	rm -rf $(VENV) db.sqlite3* staticfiles

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote_plus
+from urllib.parse import parse_qs, unquote_plus, urlsplit
 
 
 @dataclass
@@ -37,6 +37,15 @@ class Recorded:
     path: str
     headers: dict[str, str]  # names lower-cased
     body: bytes
+
+    @property
+    def route(self) -> str:
+        """The path without its query string: what replies are installed for."""
+        return urlsplit(self.path).path
+
+    @property
+    def query(self) -> dict[str, str]:
+        return {name: values[0] for name, values in parse_qs(urlsplit(self.path).query).items()}
 
     @property
     def json(self) -> Any:
@@ -112,20 +121,20 @@ class StubServer:
             self._valid_tokens.clear()
 
     def to(self, path: str) -> list[Recorded]:
-        """Return the recorded requests to `path`, oldest first."""
+        """Return the recorded requests to `path` (any query string), oldest first."""
         with self._lock:
-            return [request for request in self.requests if request.path == path]
+            return [request for request in self.requests if request.route == path]
 
     def handle(self, request: Recorded) -> Reply:
         with self._lock:
             self.requests.append(request)
-        if request.path == "/oauth/token":
+        if request.route == "/oauth/token":
             with self._lock:
                 queued = self._queued[("POST", "/oauth/token")]
                 canned = queued.popleft() if queued else None
             return self._token(request) if canned is None else _answer(canned, request)
         bearer = request.headers.get("authorization", "").removeprefix("Bearer ")
-        route = (request.method, request.path)
+        route = (request.method, request.route)
         with self._lock:
             if bearer not in self._valid_tokens:
                 return api_error(401, "authentication_failed", "Token is invalid or expired")

@@ -8,18 +8,21 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
+from typing import Any
 
 import pytest
 from stub_server import FakeClock, Recorded, Reply, StubServer, api_error
 
 from keymaster_client import (
     AuthenticationError,
-    ConnectionError,
+    Delivery,
     IdempotencyConflict,
     KeymasterClient,
+    KeymasterConnectionError,
     KeymasterError,
     NotEnrolled,
     NotFound,
+    Notification,
     PayloadTooLarge,
     PermissionDenied,
     PushDisabled,
@@ -30,7 +33,8 @@ from keymaster_client import (
 )
 from keymaster_client.retry import parse_retry_after
 
-MakeClient = Callable[..., KeymasterClient]
+# A KeymasterClient, or an AsyncKeymasterClient behind conftest.AwaitEach: same methods.
+MakeClient = Callable[..., Any]
 SENT = Reply(201, {"notification_id": "n-1"})
 
 
@@ -172,11 +176,11 @@ def test_throttled_token_request_is_retried_after_retry_after(
 
 
 def test_threads_sharing_a_client_wait_for_one_token_fetch(
-    stub: StubServer, make_client: MakeClient
+    stub: StubServer, clock: FakeClock
 ) -> None:
     stub.token_delay = 0.2  # long enough for every thread to find no token
     stub.install("POST", "/push/send", SENT)
-    client = make_client()
+    client = KeymasterClient(stub.url, stub.client_id, stub.client_secret, clock=clock)
     failures: list[BaseException] = []
 
     def send() -> None:
@@ -191,6 +195,7 @@ def test_threads_sharing_a_client_wait_for_one_token_fetch(
     for thread in threads:
         thread.join(10)
 
+    client.close()
     assert failures == []
     assert stub.issued_tokens == ["token-1"]
     assert len(stub.to("/push/send")) == 8
@@ -278,7 +283,7 @@ def test_connection_refused_raises_connection_error_after_max_retries(
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
 
-    with pytest.raises(ConnectionError) as caught:
+    with pytest.raises(KeymasterConnectionError) as caught:
         make_client(base_url=f"http://127.0.0.1:{port}", max_retries=3).send_push("u1", "Hi", "X")
 
     assert isinstance(caught.value, KeymasterError)
@@ -554,7 +559,27 @@ def test_get_notification_returns_the_notification_with_deliveries(
     }
     stub.install("GET", "/push/notifications/n-1", Reply(200, notification))
 
-    assert make_client().get_notification("n-1") == notification
+    assert make_client().get_notification("n-1") == Notification(
+        notification_id="n-1",
+        app_id="app-1",
+        user_id="u1",
+        title="Hi",
+        body="There",
+        data=None,
+        ttl=None,
+        status="delivered",
+        created_at=datetime(2026, 3, 17, 12, 0, tzinfo=timezone.utc),
+        deliveries=(
+            Delivery(
+                device_id="d1",
+                platform="web",
+                status="delivered",
+                error=None,
+                attempts=1,
+                updated_at=datetime(2026, 3, 17, 12, 0, 1, tzinfo=timezone.utc),
+            ),
+        ),
+    )
     assert "idempotency-key" not in stub.to("/push/notifications/n-1")[0].headers
 
 
@@ -592,3 +617,15 @@ def test_unregister_unknown_device_raises_not_found(
 
     with pytest.raises(NotFound):
         make_client().unregister_device("d1")
+
+
+def test_connection_error_is_also_the_builtin_and_the_old_name_warns() -> None:
+    import builtins
+
+    import keymaster_client
+
+    assert issubclass(KeymasterConnectionError, builtins.ConnectionError)
+    assert issubclass(KeymasterConnectionError, KeymasterError)
+    with pytest.warns(DeprecationWarning, match="KeymasterConnectionError"):
+        old = keymaster_client.ConnectionError
+    assert old is KeymasterConnectionError

@@ -10,18 +10,23 @@ that also records every request the client made.
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import io
 import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
 
+import httpx
 import pytest
 from accounts.models import App, User
 from accounts.services import app_create, app_rotate_secret
 from fakes.fcm import FakeFcm
 from fakes.webhook import WebhookFake
+from flavours import client_factory
 from live_support import FaultProxy, jwt_claims
 from push.delivery.runtime import runtime_reset
 from push.models import Device, Notification
@@ -31,7 +36,9 @@ from tests.drain import drain
 from tests.factories import enable_push, enroll, fcm_token, make_user, register
 
 from keymaster_client import (
+    AsyncKeymasterClient,
     AuthenticationError,
+    Delivery,
     IdempotencyConflict,
     KeymasterClient,
     NotEnrolled,
@@ -40,13 +47,16 @@ from keymaster_client import (
     QuotaExceeded,
     ValidationError,
     WebhookVerificationError,
+    cli,
     verify_webhook,
 )
+from keymaster_client import Notification as NotificationResult
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 DAY = 86_400
-Connect = Callable[..., KeymasterClient]
+# Builds a KeymasterClient, or an AsyncKeymasterClient behind conftest.AwaitEach.
+Connect = Callable[..., Any]
 
 
 # --- Fixtures --------------------------------------------------------------------------------
@@ -89,25 +99,28 @@ def live_app() -> tuple[App, str]:
 
 
 @pytest.fixture
-def connect(live_server, sleeps: list[float], clock: FakeClock) -> Iterator[Connect]:
-    """Build a client for an app, talking to the live server (or to `base_url`, a proxy)."""
-    clients: list[KeymasterClient] = []
+def connect(
+    live_server,
+    sleeps: list[float],
+    clock: FakeClock,
+    flavour: str,
+    event_loop_for_client: asyncio.AbstractEventLoop,
+) -> Iterator[Connect]:
+    """Build a client for an app, talking to the live server (or to `base_url`, a proxy).
 
-    def make(app: App, secret: str, **options: Any) -> KeymasterClient:
-        arguments: dict[str, Any] = {
-            "base_url": live_server.url,
-            "client_id": app.client_id,
-            "client_secret": secret,
-            "sleep": sleeps.append,
-            "clock": clock,
-            "timeout": 10,
-        }
-        arguments.update(options)
-        client = KeymasterClient(**arguments)
-        clients.append(client)
-        return client
+    Every test using it runs twice: with KeymasterClient and with AsyncKeymasterClient.
+    """
+    make, clients = client_factory(
+        flavour,
+        event_loop_for_client,
+        sleeps,
+        lambda: {"base_url": live_server.url, "clock": clock, "timeout": 10},
+    )
 
-    yield make
+    def connect_app(app: App, secret: str, **options: Any) -> Any:
+        return make(client_id=app.client_id, client_secret=secret, **options)
+
+    yield connect_app
     for client in clients:
         client.close()
     # A raised client error keeps its traceback, whose frames hold the requests Response, which
@@ -150,27 +163,25 @@ def test_send_push_is_stored_queued_and_then_delivered_to_the_device(
     )
 
     queued = km.get_notification(notification_id)
-    assert queued["notification_id"] == notification_id
-    assert queued["app_id"] == str(app.app_id) and queued["user_id"] == str(user.id)
-    assert (queued["title"], queued["body"], queued["data"], queued["ttl"]) == (
+    assert queued.notification_id == notification_id
+    assert queued.app_id == str(app.app_id) and queued.user_id == str(user.id)
+    assert (queued.title, queued.body, queued.data, queued.ttl) == (
         "Shift",
         "Starts soon",
         {"route": "/schedule"},
         600,
     )
-    assert queued["status"] == "queued"
-    assert [(d["device_id"], d["status"]) for d in queued["deliveries"]] == [
-        (str(device.id), "queued")
-    ]
+    assert queued.status == "queued"
+    assert [(d.device_id, d.status) for d in queued.deliveries] == [(str(device.id), "queued")]
     assert fcm_fake.messages == []
 
     drain()
 
     delivered = km.get_notification(notification_id)
-    assert delivered["status"] == "delivered"
-    (delivery,) = delivered["deliveries"]
-    assert (delivery["device_id"], delivery["platform"]) == (str(device.id), "android")
-    assert (delivery["status"], delivery["error"], delivery["attempts"]) == ("delivered", None, 1)
+    assert delivered.status == "delivered"
+    (delivery,) = delivered.deliveries
+    assert (delivery.device_id, delivery.platform) == (str(device.id), "android")
+    assert (delivery.status, delivery.error, delivery.attempts) == ("delivered", None, 1)
     (message,) = [m for m in fcm_fake.messages if m.get("token") == token]
     assert message["notification"] == {"title": "Shift", "body": "Starts soon"}
     assert message["data"] == {"route": "/schedule"}
@@ -203,7 +214,7 @@ def test_send_bulk_over_the_server_batch_limit_goes_out_in_chunks_with_ids_in_or
     ]
     assert [send.status for send in sends] == [202, 202, 202]
     assert len(ids) == 7 and set(ids) == stored_ids(app)
-    assert [km.get_notification(i)["user_id"] for i in ids] == user_ids
+    assert [km.get_notification(i).user_id for i in ids] == user_ids
 
 
 def test_send_bulk_repeated_with_the_errors_key_sends_only_the_chunk_that_failed(
@@ -228,7 +239,7 @@ def test_send_bulk_repeated_with_the_errors_key_sends_only_the_chunk_that_failed
 
     assert ids[:6] == error.sent_notification_ids  # replayed by the server, not sent again
     assert stored_ids(app) == set(ids) and len(ids) == 7
-    assert km.get_notification(ids[6])["user_id"] == str(late.id)
+    assert km.get_notification(ids[6]).user_id == str(late.id)
     assert sleeps == []
 
 
@@ -248,7 +259,7 @@ def test_send_batch_stores_each_users_own_message_with_ids_in_order(
     )
 
     got = [km.get_notification(i) for i in ids]
-    assert [(n["user_id"], n["title"], n["body"], n["priority"]) for n in got] == [
+    assert [(n.user_id, n.title, n.body, n.priority) for n in got] == [
         (str(users[0].id), "Shift 0", "Body 0", "normal"),
         (str(users[1].id), "Shift 1", "Body 1", "normal"),
         (str(users[2].id), "Shift 2", "Body 2", "normal"),
@@ -427,6 +438,23 @@ def test_503_after_the_server_accepted_is_retried_and_replayed_not_sent_twice(
     assert stored_ids(app) == {notification_id}  # the retry replayed the first answer
 
 
+def test_503_with_retry_after_on_a_read_is_waited_out_then_answered(
+    live_app, connect: Connect, proxy: FaultProxy, sleeps: list[float]
+) -> None:
+    app, secret = live_app
+    (user,) = enrolled(app)
+    km = connect(app, secret, base_url=proxy.url)
+    notification_id = km.send_push(str(user.id), "Hi", "x")
+    path = f"/push/notifications/{notification_id}"
+    proxy.fail_next("GET", path, 503, headers={"Retry-After": "7"}, body=b"maintenance")
+
+    notification = km.get_notification(notification_id)
+
+    assert notification.notification_id == notification_id
+    assert [s.status for s in proxy.seen(path)] == [503, 200]
+    assert sleeps == [7.0]
+
+
 # --- Errors from the real server -------------------------------------------------------------
 
 
@@ -532,3 +560,96 @@ def test_receipt_posted_by_the_delivery_pipeline_passes_verify_webhook(
     assert tampered != posted.body
     with pytest.raises(WebhookVerificationError):
         verify_webhook(tampered, posted.headers, config.webhook_secret)
+
+
+# --- The async client's own behaviour --------------------------------------------------------
+
+
+def test_fifty_concurrent_async_calls_share_one_token_request(
+    live_app, proxy: FaultProxy, clock: FakeClock
+) -> None:
+    app, secret = live_app
+    (user,) = enrolled(app)
+    with KeymasterClient(proxy.url, app.client_id, secret) as sync_client:
+        notification_id = sync_client.send_push(str(user.id), "Hi", "x")
+    tokens_before = len(proxy.seen("/oauth/token"))
+
+    async def fifty_reads() -> list[NotificationResult]:
+        # Ten connections at most: the live server's threads each hold a database session.
+        pool = httpx.AsyncClient(limits=httpx.Limits(max_connections=10))
+        async with (
+            pool,
+            AsyncKeymasterClient(
+                proxy.url, app.client_id, secret, http_client=pool, clock=clock
+            ) as client,
+        ):
+            return await asyncio.gather(
+                *(client.get_notification(notification_id) for _ in range(50))
+            )
+
+    notifications = asyncio.run(fifty_reads())
+
+    assert {n.notification_id for n in notifications} == {notification_id}
+    assert len(proxy.seen("/oauth/token")) - tokens_before == 1
+    reads = proxy.seen(f"/push/notifications/{notification_id}")
+    assert len(reads) == 50 and {r.status for r in reads} == {200}
+    assert len({r.bearer for r in reads}) == 1
+
+
+def test_both_clients_return_the_same_typed_results(
+    fakes, live_server, live_app, event_loop_for_client: asyncio.AbstractEventLoop
+) -> None:
+    app, secret = live_app
+    (user,) = enrolled(app)
+    register(user, app, fcm_token("typed"), "android")
+    sync_client = KeymasterClient(live_server.url, app.client_id, secret)
+    notification_id = sync_client.send_push(str(user.id), "Typed", "x", data={"k": "v"})
+    drain()
+
+    async def read() -> NotificationResult:
+        async with AsyncKeymasterClient(live_server.url, app.client_id, secret) as client:
+            return await client.get_notification(notification_id)
+
+    from_async = event_loop_for_client.run_until_complete(read())
+    from_sync = sync_client.get_notification(notification_id)
+    sync_client.close()
+
+    assert from_sync == from_async
+    assert isinstance(from_sync, NotificationResult)
+    assert from_sync.created_at.tzinfo is not None
+    assert from_sync.status == "delivered"
+    assert isinstance(from_sync.deliveries[0], Delivery)
+    assert isinstance(from_sync.deliveries[0].updated_at, datetime)
+
+
+def test_command_line_sends_and_reads_back_from_the_live_server(live_server, live_app) -> None:
+    app, secret = live_app
+    (user,) = enrolled(app)
+    register(user, app)
+    env = {
+        "KEYMASTER_URL": live_server.url,
+        "KEYMASTER_CLIENT_ID": app.client_id,
+        "KEYMASTER_CLIENT_SECRET": secret,
+    }
+
+    def keymaster(*argv: str) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        code = cli.main(list(argv), env=env, stdout=out, stderr=err)
+        return code, out.getvalue(), err.getvalue()
+
+    code, out, err = keymaster(
+        "send", "--user", str(user.id), "--title", "CLI", "--body", "x", "--data", "k=v", "--json"
+    )
+    assert (code, err) == (cli.EXIT_OK, "")
+    notification_id = json.loads(out)["notification_id"]
+    assert stored_ids(app) == {notification_id}
+
+    code, out, _ = keymaster("status", notification_id, "--json")
+    shown = json.loads(out)
+    assert code == cli.EXIT_OK
+    assert (shown["status"], shown["title"], shown["data"]) == ("queued", "CLI", {"k": "v"})
+
+    code, _, err = keymaster("status", str(uuid.uuid4()))
+    assert code == cli.EXIT_NOT_FOUND and "not_found" in err
+    code, _, _ = keymaster("send", "--user", str(make_user().id), "--title", "T", "--body", "B")
+    assert code == cli.EXIT_FORBIDDEN  # not enrolled

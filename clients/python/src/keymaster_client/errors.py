@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import builtins
 import re
 from collections.abc import Mapping
 from typing import Any
 
-import requests
-
+from keymaster_client._response import RawResponse
 from keymaster_client.retry import parse_retry_after
 
 __all__ = [
     "AuthenticationError",
-    "ConnectionError",
     "IdempotencyConflict",
+    "KeymasterConnectionError",
     "KeymasterError",
+    "NotCancelable",
     "NotEnrolled",
     "NotFound",
     "PayloadTooLarge",
@@ -153,8 +154,28 @@ class ServerError(KeymasterError):
         self.retry_after = retry_after
 
 
-class ConnectionError(KeymasterError):  # noqa: A001 - the public name the API promises
-    """Keymaster could not be reached (refused, reset or timed out) after all retries."""
+class NotCancelable(KeymasterError):
+    """The notification was already handed to a provider (409); `notification_status` says
+    what it is now (`delivered`, `failed`, ...)."""
+
+    def __init__(
+        self,
+        status: int | None,
+        code: str,
+        message: str,
+        response_body: Any = None,
+        *,
+        notification_status: str | None = None,
+    ) -> None:
+        super().__init__(status, code, message, response_body)
+        self.notification_status = notification_status
+
+
+class KeymasterConnectionError(KeymasterError, builtins.ConnectionError):
+    """Keymaster could not be reached (refused, reset or timed out) after all retries.
+
+    Also a builtin `ConnectionError`, so code catching that one catches this too.
+    """
 
     def __init__(self, message: str) -> None:
         super().__init__(None, "connection_error", message)
@@ -180,6 +201,7 @@ _ERRORS_BY_CODE: dict[str, type[KeymasterError]] = {
     "payload_too_large": PayloadTooLarge,
     "quota_exceeded": QuotaExceeded,
     "rate_limited": RateLimited,
+    "not_cancelable": NotCancelable,
 }
 
 # For codes this client does not know yet (the server may add some): decide by status.
@@ -196,10 +218,10 @@ _ERRORS_BY_STATUS: dict[int, type[KeymasterError]] = {
 _INDEXED_FIELD = re.compile(r"^(user_ids|notifications)\[(\d+)\]")
 
 
-def error_from_response(response: requests.Response) -> KeymasterError:
+def error_from_response(response: RawResponse) -> KeymasterError:
     """Turn a failed Keymaster API response into the matching typed exception."""
     body = _decode_body(response)
-    status = response.status_code
+    status = response.status
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict):
         code = str(error.get("code") or _default_code(status))
@@ -220,19 +242,28 @@ def error_from_response(response: requests.Response) -> KeymasterError:
     if issubclass(cls, NotEnrolled):
         user_ids = error.get("user_ids")
         return cls(status, code, message, body, user_ids=_str_list(user_ids))
+    if issubclass(cls, NotCancelable):
+        current = error.get("status")
+        return cls(
+            status,
+            code,
+            message,
+            body,
+            notification_status=current if isinstance(current, str) else None,
+        )
     if issubclass(cls, (RateLimited, ServerError)):
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        retry_after = parse_retry_after(response.header("Retry-After"))
         return cls(status, code, message, body, retry_after=retry_after)
     return cls(status, code, message, body)
 
 
-def oauth_error_from_response(response: requests.Response) -> KeymasterError:
+def oauth_error_from_response(response: RawResponse) -> KeymasterError:
     """Turn a failed token response (RFC 6749 section 5.2 JSON) into an exception.
 
     Overload and outages keep their usual types so the caller can retry them; every other
     refusal means the credentials or the grant are wrong, which retrying cannot fix.
     """
-    status = response.status_code
+    status = response.status
     body = _decode_body(response)
     if isinstance(body, dict) and isinstance(body.get("error"), str):
         code = body["error"]
@@ -240,7 +271,7 @@ def oauth_error_from_response(response: requests.Response) -> KeymasterError:
     else:
         code = _default_code(status)
         message = _text_excerpt(response) or response.reason or code
-    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    retry_after = parse_retry_after(response.header("Retry-After"))
     if status >= 500:
         return ServerError(status, code, message, body, retry_after=retry_after)
     if status == 429:
@@ -263,14 +294,14 @@ def offset_field_paths(error: KeymasterError, offset: int) -> None:
     error.fields = {shift(path): messages for path, messages in error.fields.items()}
 
 
-def _decode_body(response: requests.Response) -> Any:
+def _decode_body(response: RawResponse) -> Any:
     try:
         return response.json()
     except ValueError:
         return response.text
 
 
-def _text_excerpt(response: requests.Response, limit: int = 200) -> str:
+def _text_excerpt(response: RawResponse, limit: int = 200) -> str:
     text = response.text.strip()
     return text if len(text) <= limit else text[:limit] + "..."
 

@@ -1,0 +1,457 @@
+"""AsyncKeymasterClient: KeymasterClient for asyncio, on one pooled httpx.AsyncClient.
+
+Everything but the I/O (request building, retries, errors, results) is shared with the
+blocking client through `_core` and `_endpoints`."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Mapping,
+    Sequence,
+)
+from datetime import datetime
+from typing import Any, Literal, TypeVar, overload
+
+import httpx
+
+from keymaster_client import _endpoints as api
+from keymaster_client._core import (
+    TOKEN_PATH,
+    Attempt,
+    Call,
+    Done,
+    Reauthenticate,
+    RetryPolicy,
+    TokenCache,
+    user_agent,
+)
+from keymaster_client._endpoints import DEFAULT_BATCH_SIZE, DEFAULT_PAGE_SIZE
+from keymaster_client._response import RawResponse
+from keymaster_client.errors import KeymasterConnectionError, KeymasterError
+from keymaster_client.models import (
+    Broadcast,
+    BroadcastAccepted,
+    Cancellation,
+    Device,
+    DevicePage,
+    Message,
+    Notification,
+    Topic,
+    TopicMembers,
+)
+from keymaster_client.oauth import AsyncClientCredentials
+
+T = TypeVar("T")
+
+USER_AGENT = user_agent(f"httpx/{httpx.__version__}")
+
+
+class AsyncKeymasterClient:
+    """`KeymasterClient` for asyncio: the same methods (awaited), arguments, errors, retries,
+    token caching and idempotency keys.
+
+    Calls share one pooled `httpx.AsyncClient`; `async with` (or `await aclose()`) closes it.
+    Concurrent tasks share one access token: when it is stale, one task fetches the next
+    while the others wait for it. Use one client within one event loop.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        timeout: float | tuple[float, float] = 10,
+        max_retries: int = 3,
+        max_retry_wait: float = 60,
+        http_client: httpx.AsyncClient | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Configure the client; no request is made until the first call.
+
+        `max_retries` counts retries after the first attempt. A Retry-After longer than
+        `max_retry_wait` seconds is not waited for: the error is raised at once. `sleep`
+        and `clock` (monotonic seconds) exist so tests need not wait.
+        """
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.base_url = base_url.rstrip("/")
+        self.client_id = client_id
+        self._timeout = (
+            httpx.Timeout(timeout)
+            if not isinstance(timeout, tuple)
+            else httpx.Timeout(timeout[1], connect=timeout[0])
+        )
+        self._policy = RetryPolicy(max_retries, max_retry_wait)
+        self._batch_size = batch_size
+        self._sleep = sleep
+        self._owns_http = http_client is None
+        self._http = http_client if http_client is not None else httpx.AsyncClient()
+        cache = TokenCache(client_id, client_secret)
+        self._credentials = AsyncClientCredentials(
+            cache,
+            fetch=lambda: self._send(
+                "POST", TOKEN_PATH, {}, auth=httpx.BasicAuth(*cache.basic_auth), data=cache.form
+            ),
+            clock=clock,
+        )
+
+    def __repr__(self) -> str:
+        return f"AsyncKeymasterClient(base_url={self.base_url!r}, client_id={self.client_id!r})"
+
+    async def __aenter__(self) -> AsyncKeymasterClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool, if the client created it."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    # --- Sending ---------------------------------------------------------------------------
+
+    @overload
+    async def send_push(
+        self,
+        user_id: str,
+        title: str,
+        body: str,
+        data: Mapping[str, Any] | None = None,
+        ttl: int | None = None,
+        *,
+        idempotency_key: str | None = None,
+        priority: str | None = None,
+        collapse_key: str | None = None,
+        urgency: str | None = None,
+        send_at: datetime | str | None = None,
+        dry_run: Literal[False] = False,
+    ) -> str: ...
+
+    @overload
+    async def send_push(
+        self,
+        user_id: str,
+        title: str,
+        body: str,
+        data: Mapping[str, Any] | None = None,
+        ttl: int | None = None,
+        *,
+        idempotency_key: str | None = None,
+        priority: str | None = None,
+        collapse_key: str | None = None,
+        urgency: str | None = None,
+        send_at: datetime | str | None = None,
+        dry_run: Literal[True],
+    ) -> None: ...
+
+    @overload
+    async def send_push(
+        self,
+        user_id: str,
+        title: str,
+        body: str,
+        data: Mapping[str, Any] | None = None,
+        ttl: int | None = None,
+        *,
+        idempotency_key: str | None = None,
+        priority: str | None = None,
+        collapse_key: str | None = None,
+        urgency: str | None = None,
+        send_at: datetime | str | None = None,
+        dry_run: bool = False,
+    ) -> str | None: ...
+
+    async def send_push(
+        self,
+        user_id: str,
+        title: str,
+        body: str,
+        data: Mapping[str, Any] | None = None,
+        ttl: int | None = None,
+        *,
+        idempotency_key: str | None = None,
+        priority: str | None = None,
+        collapse_key: str | None = None,
+        urgency: str | None = None,
+        send_at: datetime | str | None = None,
+        dry_run: bool = False,
+    ) -> str | None:
+        """Send one notification to every device of `user_id`; return its notification id.
+
+        `send_at` (an aware datetime or RFC 3339 text) schedules it. With `dry_run=True` the
+        server validates the send (enrollment, quota) without storing or delivering
+        anything, and there is no id: None is returned.
+        """
+        return await self._run(
+            api.send_push(
+                user_id,
+                title=title,
+                body=body,
+                data=data,
+                ttl=ttl,
+                priority=priority,
+                collapse_key=collapse_key,
+                urgency=urgency,
+                send_at=send_at,
+                idempotency_key=idempotency_key,
+                dry_run=dry_run,
+            )
+        )
+
+    async def send_bulk(
+        self,
+        user_ids: Sequence[str],
+        title: str,
+        body: str,
+        data: Mapping[str, Any] | None = None,
+        ttl: int | None = None,
+        *,
+        idempotency_key: str | None = None,
+        batch_size: int | None = None,
+        priority: str | None = None,
+        collapse_key: str | None = None,
+        urgency: str | None = None,
+        send_at: datetime | str | None = None,
+        dry_run: bool = False,
+    ) -> list[str]:
+        """Send the same notification to each of `user_ids`; return ids in the same order.
+
+        Lists longer than the batch size go out as several requests, each with its own
+        Idempotency-Key derived from the send's key (`{key}:{chunk index}`). A dry run
+        only validates, and returns an empty list.
+        """
+        return await self._run_chunks(
+            api.send_bulk(
+                user_ids,
+                title=title,
+                body=body,
+                data=data,
+                ttl=ttl,
+                priority=priority,
+                collapse_key=collapse_key,
+                urgency=urgency,
+                send_at=send_at,
+                idempotency_key=idempotency_key,
+                batch_size=batch_size or self._batch_size,
+                dry_run=dry_run,
+            )
+        )
+
+    async def send_batch(
+        self,
+        notifications: Sequence[Message | Mapping[str, Any]],
+        *,
+        idempotency_key: str | None = None,
+        batch_size: int | None = None,
+        dry_run: bool = False,
+    ) -> list[str]:
+        """Send a different notification to each user; return ids in the same order.
+
+        Each item holds `user_id`, `title`, `body` and optionally `data`, `ttl`, `send_at`,
+        .... Long lists are split as in `send_bulk`; a dry run returns an empty list.
+        """
+        return await self._run_chunks(
+            api.send_batch(
+                notifications,
+                idempotency_key=idempotency_key,
+                batch_size=batch_size or self._batch_size,
+                dry_run=dry_run,
+            )
+        )
+
+    async def broadcast(
+        self,
+        title: str,
+        body: str,
+        data: Mapping[str, Any] | None = None,
+        ttl: int | None = None,
+        *,
+        topic: str | None = None,
+        platforms: Collection[str] | None = None,
+        idempotency_key: str | None = None,
+        priority: str | None = None,
+        collapse_key: str | None = None,
+        urgency: str | None = None,
+        send_at: datetime | str | None = None,
+        dry_run: bool = False,
+    ) -> BroadcastAccepted:
+        """Send to every enrolled user with a device (of `platforms`; in `topic`).
+
+        Answers at once with the broadcast's id and recipient count; the notifications are
+        created in the background. A dry run tells the count without sending.
+        """
+        return await self._run(
+            api.broadcast(
+                title=title,
+                body=body,
+                data=data,
+                ttl=ttl,
+                topic=topic,
+                platforms=platforms,
+                priority=priority,
+                collapse_key=collapse_key,
+                urgency=urgency,
+                send_at=send_at,
+                idempotency_key=idempotency_key,
+                dry_run=dry_run,
+            )
+        )
+
+    # --- Notifications and broadcasts ------------------------------------------------------
+
+    async def get_notification(self, notification_id: str) -> Notification:
+        """Return a notification and the state of its delivery to each device."""
+        return await self._run(api.get_notification(notification_id))
+
+    async def cancel_notification(self, notification_id: str) -> Cancellation:
+        """Cancel a scheduled (or still queued) notification; raises NotCancelable once sent."""
+        return await self._run(api.cancel_notification(notification_id))
+
+    async def get_broadcast(self, broadcast_id: str) -> Broadcast:
+        """Return a broadcast with the count of its notifications in each state."""
+        return await self._run(api.get_broadcast(broadcast_id))
+
+    async def cancel_broadcast(self, broadcast_id: str) -> None:
+        """Cancel every notification of a broadcast not yet handed to a provider."""
+        await self._run(api.cancel_broadcast(broadcast_id))
+
+    # --- Topics ----------------------------------------------------------------------------
+
+    async def update_topic_members(
+        self, topic: str, *, add: Sequence[str] = (), remove: Sequence[str] = ()
+    ) -> Topic:
+        """Add and remove members (enrolled users; at most 10,000 ids a call)."""
+        return await self._run(api.update_topic_members(topic, add=add, remove=remove))
+
+    async def add_topic_members(self, topic: str, user_ids: Sequence[str]) -> Topic:
+        return await self.update_topic_members(topic, add=user_ids)
+
+    async def remove_topic_members(self, topic: str, user_ids: Sequence[str]) -> Topic:
+        return await self.update_topic_members(topic, remove=user_ids)
+
+    async def list_topics(self) -> list[Topic]:
+        """Return the app's topics with their member counts."""
+        return await self._run(api.list_topics())
+
+    async def topic_members(
+        self, topic: str, *, limit: int = DEFAULT_PAGE_SIZE, offset: int = 0
+    ) -> TopicMembers:
+        """Return one page of a topic's members."""
+        return await self._run(api.topic_members(topic, limit=limit, offset=offset))
+
+    async def iter_topic_members(
+        self, topic: str, *, page_size: int = DEFAULT_PAGE_SIZE
+    ) -> AsyncIterator[str]:
+        """Yield every member of a topic, fetching a page at a time."""
+        offset: int | None = 0
+        while offset is not None:
+            members = await self.topic_members(topic, limit=page_size, offset=offset)
+            for user_id in members.user_ids:
+                yield user_id
+            offset = members.page.next_offset if members.user_ids else None
+
+    async def delete_topic(self, topic: str) -> None:
+        await self._run(api.delete_topic(topic))
+
+    # --- Devices ---------------------------------------------------------------------------
+
+    async def list_devices(
+        self,
+        app_id: str,
+        *,
+        platform: str | None = None,
+        user_id: str | None = None,
+        limit: int = DEFAULT_PAGE_SIZE,
+        offset: int = 0,
+    ) -> DevicePage:
+        """Return one page of the app's devices (`GET /push/devices/{app_id}`)."""
+        return await self._run(
+            api.list_devices(app_id, platform=platform, user_id=user_id, limit=limit, offset=offset)
+        )
+
+    async def iter_devices(
+        self,
+        app_id: str,
+        *,
+        platform: str | None = None,
+        user_id: str | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+    ) -> AsyncIterator[Device]:
+        """Yield every device of the app, fetching a page at a time."""
+        offset: int | None = 0
+        while offset is not None:
+            page = await self.list_devices(
+                app_id, platform=platform, user_id=user_id, limit=page_size, offset=offset
+            )
+            for device in page.devices:
+                yield device
+            offset = page.page.next_offset if page.devices else None
+
+    async def unregister_device(self, device_id: str) -> None:
+        """Remove a device registration of this app's users."""
+        await self._run(api.unregister_device(device_id))
+
+    # --- I/O -------------------------------------------------------------------------------
+
+    async def _run_chunks(self, plan: api.ChunkPlan) -> list[str]:
+        ids: list[str] = []
+        for index, call in enumerate(plan.calls):
+            try:
+                sent: list[str] = await self._run(call)
+                ids.extend(sent)
+            except KeymasterError as exc:
+                plan.failed(exc, index, ids)
+                raise
+        return ids
+
+    async def _run(self, call: Call[T]) -> T:
+        """Make one API call with auth, retries and error mapping; return its result."""
+        attempt = Attempt(call, self._policy)
+        while True:
+            try:
+                token = await self._credentials.token()
+                raw = await self._send(
+                    call.method,
+                    call.path,
+                    attempt.headers(token),
+                    json=call.json,
+                    params=dict(call.params) or None,
+                )
+                step = attempt.answered(raw, token)
+            except KeymasterError as exc:
+                step = attempt.failed(exc)
+            if isinstance(step, Done):
+                return step.value
+            if isinstance(step, Reauthenticate):
+                self._credentials.invalidate(step.token)
+                continue
+            await self._sleep(step.wait)
+
+    async def _send(
+        self, method: str, path: str, headers: dict[str, str], **kwargs: Any
+    ) -> RawResponse:
+        """Perform one HTTP request; transport failures become `KeymasterConnectionError`."""
+        url = self.base_url + path
+        try:
+            response = await self._http.request(
+                method,
+                url,
+                headers={"User-Agent": USER_AGENT, **headers},
+                timeout=self._timeout,
+                **kwargs,
+            )
+        except httpx.TransportError as exc:
+            raise KeymasterConnectionError(f"{method} {url} failed: {exc!r}") from exc
+        return RawResponse.of(
+            response.status_code, response.content, response.headers, response.reason_phrase
+        )
