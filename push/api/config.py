@@ -18,6 +18,7 @@ from push.services.config import (
     push_config_rotate_webhook_secret,
     push_config_update,
 )
+from push.services.console import webhook_secret_read
 from push.services.notifications import notifications_today
 
 
@@ -43,7 +44,10 @@ class ConfigView(APIView):
     @extend_schema(responses={200: ConfigOut}, tags=["config"])
     def get(self, request: Request, app_id: str) -> Response:
         """Show the app's push config, device count and today's usage."""
-        return Response(config_out(push_config_for(app_for_admin(app_id, request.user))))
+        app = app_for_admin(app_id, request.user)
+        config = push_config_for(app)
+        webhook_secret_read(config=config, actor=request.user)
+        return Response(config_out(config))
 
     @extend_schema(request=ConfigIn, responses={200: ConfigOut}, tags=["config"])
     def patch(self, request: Request, app_id: str) -> Response:
@@ -52,6 +56,7 @@ class ConfigView(APIView):
         config = push_config_update(
             app=app, actor=request.user, **validated(ConfigIn, request.data)
         )
+        webhook_secret_read(config=config, actor=request.user)
         return Response(config_out(config))
 
 

@@ -11,7 +11,7 @@ from django.db import transaction
 from accounts.models import App, User
 from accounts.selectors import user_is_enrolled
 from keymaster.errors import InvalidInput, NotFound
-from push.models import Device
+from push.models import Device, PushConfig
 from push.services.audit import audit_record
 from push.services.config import push_config_for
 from push.services.notifications import NotificationDraft, notifications_send
@@ -38,6 +38,12 @@ def webhook_secret_reveal(*, app: App, actor: User) -> str:
     if secret:
         audit_record(app=app, actor=actor, action="webhook_secret.reveal")
     return secret
+
+
+def webhook_secret_read(*, config: PushConfig, actor: Any) -> None:
+    """Record that an API answer showed the webhook secret to `actor`."""
+    if config.webhook_secret:
+        audit_record(app=config.app, actor=actor, action="webhook_secret.read", via="api")
 
 
 @transaction.atomic
