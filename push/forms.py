@@ -6,6 +6,7 @@ from django import forms
 
 from keymaster.errors import InvalidInput
 from push.models import NotificationStatus, Platform, ReceiptStatus
+from push.services.config import webhook_url_check
 
 MAX_SERVICE_ACCOUNT_BYTES = 64 * 1024
 MAX_QUOTA = 2_147_483_647  # PositiveIntegerField's ceiling
@@ -31,6 +32,17 @@ class PushSettingsForm(forms.Form):
             "max_value": "The daily quota can be at most %(limit_value)s.",
         },
     )
+
+    def clean_webhook_url(self) -> str:
+        # Checked here too (the service checks again), so a bad URL is named together with
+        # every other bad field instead of only once they are fixed.
+        url = self.cleaned_data["webhook_url"].strip()
+        if url:
+            try:
+                webhook_url_check(url)
+            except InvalidInput as exc:
+                raise forms.ValidationError(exc.extra["fields"]["webhook_url"]) from None
+        return url
 
 
 class SendTestForm(forms.Form):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -307,3 +309,31 @@ def notification_detail(app: App, notification_id: Any) -> NotificationDetail:
         .first()
     )
     return NotificationDetail(notification=notification, deliveries=deliveries, sent_by=sent_by)
+
+
+def web_endpoint_digests(user: User) -> dict[Any, str]:
+    """Return the SHA-256 (hex) of each of the user's Web Push endpoints, by device id.
+
+    The Account page marks "this browser" by comparing them with the digest of the browser's own
+    subscription: the endpoint itself never goes into the page.
+    """
+    devices = Device.objects.filter(user=user, transport="webpush").only("id", "token")
+    digests = {}
+    for device in devices:
+        try:
+            endpoint = json.loads(device.token)["endpoint"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        digests[device.id] = hashlib.sha256(endpoint.encode()).hexdigest()
+    return digests
+
+
+def browser_push_apps(user: User) -> list[PushConfig]:
+    """Return the push configs this browser may subscribe for: the site's own app, then the
+    user's enrolled apps that have push on (each with its `app` loaded), by name."""
+    default = browser_push_key()
+    configs = PushConfig.objects.filter(enabled=True).exclude(vapid_public_key="")
+    enrolled = configs.filter(app__enrollments__user=user)
+    if default:
+        enrolled = enrolled | configs.filter(app_id=settings.PUSH_DEFAULT_APP_ID)
+    return list(enrolled.select_related("app").distinct().order_by("app__name", "app_id"))

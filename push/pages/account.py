@@ -20,7 +20,7 @@ from accounts.views import access_cookie_set
 from keymaster.errors import NotFound
 from push.pages.flow import form_failed, form_for_get
 from push.selectors import devices_of_user_by_app
-from push.selectors_console import browser_push_key
+from push.selectors_console import browser_push_apps, web_endpoint_digests
 from push.services.devices import device_remove
 
 SERVICE_WORKER = Path(settings.BASE_DIR) / "static" / "keymaster" / "sw.js"
@@ -38,10 +38,14 @@ class AccountView(LoginRequiredMixin, View):
     def get(self, request: HttpRequest) -> HttpResponse:
         """List the person's devices by app, and offer to register this browser."""
         groups = devices_of_user_by_app(request.user)
+        digests = web_endpoint_digests(request.user)
+        for group in groups:
+            for device in group["devices"]:
+                device.endpoint_digest = digests.get(device.id, "")
         context = {
             "groups": groups,
             "device_total": sum(len(group["devices"]) for group in groups),
-            "vapid_public_key": browser_push_key(),
+            "push_apps": browser_push_apps(request.user),
             "password_form": form_for_get(
                 request, "password", PasswordChangeForm, user=request.user, auto_id="password_%s"
             ),

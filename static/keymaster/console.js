@@ -1,6 +1,63 @@
-// The Console's small behaviours: copy buttons, and polling a sent test notification's result.
+// The Console's small behaviours: copy buttons, a failed form brought into view, confirmations,
+// Escape closing an open confirmation, the test send's preview and the quota warning.
 (function () {
   "use strict";
+
+  // A form that failed (the page came back from a POST with its errors): bring its error list
+  // into view and put the cursor in the first bad field, so nobody hunts for what went wrong.
+  // After the load: the browser's own jump to the URL's #fragment moves focus to the page.
+  var failed = document.querySelector("[data-form-error]");
+  if (failed) {
+    window.addEventListener("load", function () {
+      setTimeout(function () {
+        var form = failed.closest("form");
+        var firstBad = form && form.querySelector("[aria-invalid=true]");
+        failed.scrollIntoView({ block: "start" });
+        (firstBad || failed).focus({ preventScroll: true });
+      }, 0);
+    });
+  }
+
+  // Forms that undo something important ask first (turning push off).
+  document.addEventListener("submit", function (event) {
+    var question = event.target.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) event.preventDefault();
+  });
+
+  // Escape closes an open confirmation and gives focus back to what opened it.
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") return;
+    var open = document.activeElement && document.activeElement.closest("details[open]");
+    open = open || document.querySelector("details.confirm[open]");
+    if (!open) return;
+    open.removeAttribute("open");
+    var summary = open.querySelector("summary");
+    if (summary) summary.focus();
+  });
+
+  // The test send's preview follows the title and body as they are typed.
+  function follow(inputId, targetSelector) {
+    var input = document.getElementById(inputId);
+    var target = document.querySelector(targetSelector);
+    if (!input || !target) return;
+    input.addEventListener("input", function () { target.textContent = input.value; });
+  }
+  follow("test_title", "[data-preview-title]");
+  follow("test_body", "[data-preview-body]");
+
+  // Lowering the daily quota below what was already sent today warns before saving.
+  var quotaBox = document.querySelector("[data-quota-used]");
+  if (quotaBox) {
+    var used = parseInt(quotaBox.getAttribute("data-quota-used"), 10) || 0;
+    var quotaInput = quotaBox.querySelector("input");
+    var warning = quotaBox.querySelector("[data-quota-warning]");
+    var check = function () {
+      var value = parseInt(quotaInput.value, 10);
+      warning.hidden = !(value >= 0 && value < used);
+    };
+    quotaInput.addEventListener("input", check);
+    check();
+  }
 
   function copyText(text) {
     if (navigator.clipboard && window.isSecureContext) {

@@ -34,6 +34,7 @@ CHROMIUM_ARGS = [
 __all__ = [
     "chromium_executable",
     "expect",
+    "in_viewport",
     "screenshots",
     "sign_in",
     "sync_playwright",
@@ -100,3 +101,10 @@ def tab_to(page: Any, locator: Any, presses: int = 80) -> None:
         if locator.evaluate("el => el === document.activeElement"):
             return
     raise AssertionError(f"{locator} is not reachable with the keyboard")
+
+
+def in_viewport(page: Any, locator: Any) -> bool:
+    """Return whether `locator`'s top is inside the window as the person sees it now."""
+    box = locator.bounding_box()
+    height = page.evaluate("() => window.innerHeight")
+    return box is not None and 0 <= box["y"] < height
