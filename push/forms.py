@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.contrib.auth.forms import PasswordChangeForm
 
 from keymaster.errors import InvalidInput
 from push.models import NotificationStatus, Platform, ReceiptStatus
@@ -188,3 +189,11 @@ def add_service_errors(
         field = renames.get(name, name)
         for message in messages:
             form.add_error(field if field in form.fields else None, message)
+
+
+class AccountPasswordForm(PasswordChangeForm):
+    """Django's password change, without grabbing focus on a page that is mostly about devices."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["old_password"].widget.attrs.pop("autofocus", None)

@@ -8,7 +8,6 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
-from django.contrib.auth.forms import PasswordChangeForm
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -18,6 +17,7 @@ from django.views.decorators.http import require_GET
 from accounts.selectors import user_is_admin
 from accounts.views import access_cookie_set
 from keymaster.errors import NotFound
+from push.forms import AccountPasswordForm
 from push.pages.flow import form_failed, form_for_get
 from push.selectors import devices_of_user_by_app
 from push.selectors_console import browser_push_apps, web_endpoint_digests
@@ -47,7 +47,7 @@ class AccountView(LoginRequiredMixin, View):
             "device_total": sum(len(group["devices"]) for group in groups),
             "push_apps": browser_push_apps(request.user),
             "password_form": form_for_get(
-                request, "password", PasswordChangeForm, user=request.user, auto_id="password_%s"
+                request, "password", AccountPasswordForm, user=request.user, auto_id="password_%s"
             ),
         }
         response = render(request, "push/account.html", context)
@@ -71,7 +71,7 @@ class DeviceRevokeView(LoginRequiredMixin, View):
 class PasswordChangeView(LoginRequiredMixin, View):
     def post(self, request: HttpRequest) -> HttpResponse:
         """Change the password (the old one is asked); every other session is signed out."""
-        form = PasswordChangeForm(request.user, request.POST, auto_id="password_%s")
+        form = AccountPasswordForm(request.user, request.POST, auto_id="password_%s")
         if not form.is_valid():
             form_failed(request, "password", form)
             return redirect("/account#password")

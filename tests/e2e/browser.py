@@ -35,6 +35,7 @@ __all__ = [
     "chromium_executable",
     "expect",
     "in_viewport",
+    "run_axe",
     "screenshots",
     "sign_in",
     "sync_playwright",
@@ -108,3 +109,14 @@ def in_viewport(page: Any, locator: Any) -> bool:
     box = locator.bounding_box()
     height = page.evaluate("() => window.innerHeight")
     return box is not None and 0 <= box["y"] < height
+
+
+def run_axe(page: Any) -> list[str]:
+    """Return axe-core's violations on the page as "rule: first target" lines (none is a pass)."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes'][:3]]}"
+        for v in results.response["violations"]
+    ]
