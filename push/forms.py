@@ -58,6 +58,7 @@ class SendTestForm(forms.Form):
         initial="Sent from the Keymaster Console.",
         widget=forms.Textarea(attrs={"rows": 2}),
     )
+    device = forms.UUIDField(required=False, widget=forms.HiddenInput)
 
 
 class FilterForm(forms.Form):

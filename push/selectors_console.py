@@ -337,3 +337,11 @@ def browser_push_apps(user: User) -> list[PushConfig]:
     if default:
         enrolled = enrolled | configs.filter(app_id=settings.PUSH_DEFAULT_APP_ID)
     return list(enrolled.select_related("app").distinct().order_by("app__name", "app_id"))
+
+
+def device_of_app(app: App, device_id: Any) -> Device | None:
+    """Return one of the app's devices with its user, or None."""
+    try:
+        return Device.objects.defer("token").select_related("user").get(pk=device_id, app=app)
+    except (Device.DoesNotExist, ValueError, TypeError, ValidationError):
+        return None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -25,6 +27,7 @@ from push.selectors_console import (
     console_notifications,
     console_receipts,
     device_counts_by_platform,
+    device_of_app,
     notification_detail,
     notification_of_app,
     receipt_of_app,
@@ -64,8 +67,18 @@ class NotificationsTabView(ConsoleView):
         context = _list_context(request, self, "notifications", filters, notifications)
         with_user_emails(context["page"].object_list)
         context["config"] = push_config_for(self.app)
-        context["test_form"] = form_for_get(request, "test", SendTestForm, auto_id="test_%s")
+        context.update(_test_send_context(request, self.app))
         return render(request, "push/tab_notifications.html", context)
+
+
+def _test_send_context(request: HttpRequest, app: Any) -> dict:
+    # "Send a test" on a device's row comes here with ?test_device=<id>: to that device only.
+    device = device_of_app(app, request.GET.get("test_device"))
+    initial = {"email": device.user.email, "device": device.id} if device else {}
+    form = form_for_get(request, "test", SendTestForm, initial=initial, auto_id="test_%s")
+    if device is None and form.is_bound:
+        device = device_of_app(app, form["device"].value())
+    return {"test_form": form, "test_device": device}
 
 
 class NotificationPageView(ConsoleView):

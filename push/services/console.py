@@ -48,22 +48,24 @@ def webhook_secret_read(*, config: PushConfig, actor: Any) -> None:
 
 @transaction.atomic
 def notification_send_test(
-    *, app: App, actor: User, email: str, title: str, body: str
+    *, app: App, actor: User, email: str, title: str, body: str, device: uuid.UUID | None = None
 ) -> uuid.UUID:
-    """Send one test notification to the enrolled user with `email`; return its id."""
+    """Send one test notification to the enrolled user with `email` (to all their devices, or
+    to `device` only); return its id."""
     user = User.objects.filter(email__iexact=email.strip()).first()
     if user is None:
         raise InvalidInput({"email": ["No Keymaster user has this email address."]})
     if not user_is_enrolled(app, user):
         raise InvalidInput({"email": [f"{user.email} is not enrolled in {app.name}."]})
+    if device and not Device.objects.filter(pk=device, app=app, user=user).exists():
+        raise InvalidInput({"device": [f"That device is not one of {user.email}'s in {app.name}."]})
     ids, _ = notifications_send(
-        app=app, drafts=[NotificationDraft(user_id=user.pk, title=title, body=body, data={})]
-    )
-    audit_record(
         app=app,
-        actor=actor,
-        action="notification.test_send",
-        notification_id=str(ids[0]),
-        to=user.email,
+        drafts=[NotificationDraft(user_id=user.pk, title=title, body=body, data={})],
+        only_devices=frozenset([device]) if device else None,
     )
+    detail = {"notification_id": str(ids[0]), "to": user.email}
+    if device:
+        detail["device_id"] = str(device)
+    audit_record(app=app, actor=actor, action="notification.test_send", **detail)
     return ids[0]

@@ -96,8 +96,10 @@ def test_staff_create_an_app_enroll_a_user_and_follow_a_test_send(page, live_ser
 
     # The member's browser registers; the admin sends a test from the Notifications tab.
     subscription = _web_device(app, member, providers["webpush"])
-    _open_tab(page, "Notifications")
-    page.get_by_label("Send to (email of an enrolled user)").fill(member.email)
+    _open_tab(page, "Devices")
+    page.get_by_role("link", name=re.compile("Send a test")).click()
+    expect(page.get_by_text("Only to Firefox on Linux")).to_be_visible()
+    expect(page.get_by_label("Send to (email of an enrolled user)")).to_have_value(member.email)
     page.get_by_label("Title").fill("Your shift starts in 30 min")
     expect(page.locator("[data-preview-title]")).to_have_text("Your shift starts in 30 min")
     page.get_by_role("button", name="Send test notification").click()

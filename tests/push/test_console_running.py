@@ -310,3 +310,47 @@ def test_password_change_needs_the_old_one_and_signs_other_sessions_out():
     assert user.check_password("N3w-pass-phrase")
     assert here.get("/account").status_code == 200
     assert elsewhere.get("/account").status_code == 302
+
+
+# --- a test send to one device ------------------------------------------------------------------
+
+
+def test_a_test_send_can_target_one_device_of_the_user(app, browser):
+    enable_push(app)
+    user = make_user(email="ann@example.com")
+    enroll(app, user)
+    phone, tablet = register(user, app), register(user, app, platform="ios")
+    devices_tab = browser.get(url(app, "devices/")).content.decode()
+    link = url(app, f"notifications/?test_device={phone.id}")
+    assert link in devices_tab
+    form = browser.get(link).content.decode()
+    assert 'value="ann@example.com"' in form and f'value="{phone.id}"' in form
+    assert "Only to <strong>" in form
+    response = browser.post(
+        url(app, "notifications/test"),
+        {"email": user.email, "title": "Hi", "body": "One", "device": str(phone.id)},
+    )
+    notification = Notification.objects.get(app=app)
+    assert response.url == url(app, f"notifications/{notification.id}/")
+    assert list(
+        Delivery.objects.filter(notification=notification).values_list("device_id", flat=True)
+    ) == [phone.id]
+    assert last_event(app).detail["device_id"] == str(phone.id)
+    # Without a device, every device of the user; a device of someone else is refused.
+    browser.post(
+        url(app, "notifications/test"), {"email": user.email, "title": "Hi", "body": "All"}
+    )
+    assert Delivery.objects.filter(notification__body="All").count() == 2
+    stranger = make_user()
+    enroll(app, stranger)
+    theirs = register(stranger, app)
+    page = page_after(
+        browser,
+        browser.post(
+            url(app, "notifications/test"),
+            {"email": user.email, "title": "Hi", "body": "x", "device": str(theirs.id)},
+        ),
+    )
+    assert "That device is not one of ann@example.com&#x27;s in GymOps." in page
+    assert not Notification.objects.filter(body="x").exists()
+    assert tablet.id  # registered, and left out of the one-device send above
