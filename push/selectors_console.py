@@ -1,4 +1,4 @@
-"""Reads for the Console's Notifications tab: charts, counts, recent activity, the audit list."""
+"""Reads for the Console's tabs and the Account page: charts, counts, lists, one notification."""
 
 from __future__ import annotations
 
@@ -93,19 +93,6 @@ def console_devices(app: App, *, platform: str = "", email: str = "") -> QuerySe
     return devices.defer("token").order_by("-last_seen_at", "id")
 
 
-def recent_notifications(app: App, *, limit: int = 10) -> list[Notification]:
-    """Return the app's latest notifications with their deliveries and `user_email` set."""
-    notifications = list(
-        Notification.objects.filter(app=app)
-        .order_by("-created_at")
-        .prefetch_related(Prefetch("deliveries", queryset=Delivery.objects.order_by("id")))[:limit]
-    )
-    emails = _emails_of({n.user_id for n in notifications})
-    for notification in notifications:
-        notification.user_email = emails.get(notification.user_id, "")
-    return notifications
-
-
 def notification_of_app(app: App, notification_id: Any) -> Notification:
     """Return one of the app's notifications with its deliveries, or raise NotFound."""
     try:
@@ -122,36 +109,12 @@ def _emails_of(user_ids: set[Any]) -> dict[Any, str]:
     return dict(User.objects.filter(pk__in=user_ids).values_list("id", "email"))
 
 
-def recent_receipts(app: App, *, limit: int = 10, attempts: int = 5) -> list[Receipt]:
-    """Return the app's latest receipts, each with `recent_attempts` (newest first)."""
-    receipts = list(
-        Receipt.objects.filter(app=app)
-        .defer("payload")
-        .order_by("-created_at", "-id")
-        .prefetch_related(
-            Prefetch(
-                "attempt_log",
-                queryset=ReceiptAttempt.objects.order_by("-at", "-id"),
-                to_attr="attempts_newest_first",
-            )
-        )[:limit]
-    )
-    for receipt in receipts:
-        receipt.recent_attempts = receipt.attempts_newest_first[:attempts]
-    return receipts
-
-
 def receipt_of_app(app: App, receipt_id: Any) -> Receipt:
     """Return one of the app's receipts, or raise NotFound."""
     try:
         return Receipt.objects.select_related("app").get(pk=receipt_id, app=app)
     except (Receipt.DoesNotExist, ValueError, TypeError):
         raise NotFound("No such receipt.") from None
-
-
-def audit_events_of_app(app: App, *, limit: int = 50) -> QuerySet[AuditEvent]:
-    """Return the app's latest audit events with who did them."""
-    return AuditEvent.objects.filter(app=app).select_related("actor").order_by("-at", "-id")[:limit]
 
 
 def console_apps(user: User) -> QuerySet[App]:

@@ -89,27 +89,24 @@
     setTimeout(function () { button.textContent = label; }, 2000);
   });
 
-  // Poll every second, for at most 30 s, until the notification is no longer queued.
-  var result = document.querySelector("[data-poll]");
-  if (!result) return;
+  // A notification's page while it is queued: check every second, for at most 30 s, and reload
+  // once the deliveries have an outcome (the status URL answers with the notification's state).
+  var live = document.querySelector("[data-poll]");
+  if (!live) return;
   var started = Date.now();
-  function status() {
-    var article = result.querySelector("[data-status]");
-    return article ? article.getAttribute("data-status") : "";
-  }
   function stop(text) {
     var note = document.createElement("p");
     note.className = "warning";
+    note.setAttribute("role", "status");
     note.textContent = text;
-    result.appendChild(note);
+    live.appendChild(note);
   }
   function poll() {
-    if (status() !== "queued") return;
     if (Date.now() - started > 30000) {
       stop("Still queued after 30 seconds: is the delivery worker (qcluster) running? Reload the page to check again.");
       return;
     }
-    fetch(result.getAttribute("data-poll"), { credentials: "same-origin", headers: { Accept: "text/html" } })
+    fetch(live.getAttribute("data-poll"), { credentials: "same-origin", headers: { Accept: "text/html" } })
       .then(function (response) {
         if (!response.ok) throw new Error("HTTP " + response.status);
         return response.text();
@@ -117,14 +114,14 @@
       .then(function (html) {
         var fresh = document.createElement("template");
         fresh.innerHTML = html;
-        if (!fresh.content.querySelector("[data-status]")) {
+        var article = fresh.content.querySelector("[data-status]");
+        if (!article) {
           // Not the fragment (the session ended and this is the sign-in page): stop here.
           stop("Could not check the result: reload the page (you may need to sign in again).");
           return;
         }
-        result.replaceChildren(fresh.content);
-        if (window.keymasterLocaliseTimes) window.keymasterLocaliseTimes(result);
-        setTimeout(poll, 1000);
+        if (article.getAttribute("data-status") !== "queued") window.location.reload();
+        else setTimeout(poll, 1000);
       })
       .catch(function () {
         setTimeout(poll, 1000); // a dropped poll is retried on the next tick

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from push.models import Delivery, Notification, Receipt, ReceiptAttempt
-from tests.e2e.browser import run_axe, sign_in
+from tests.e2e.browser import run_axe, screenshots, sign_in
 from tests.factories import PASSWORD, enable_push, enroll, make_admin, make_app, make_user, register
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -79,6 +79,32 @@ def test_every_console_and_account_page(page, live_server, busy_app):
     for path in _pages(app, notification):
         problems += _check(page, live_server.url + path)
     assert problems == []
+    page.goto(f"{live_server.url}/console/apps/{app.app_id}/")
+    screenshots(page, "console-overview-busy")
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        assert _day_labels_overlap(page) == [], width
+
+
+_LABEL_BOXES = """() => {
+  const card = document.querySelector("#usage").getBoundingClientRect();
+  const labels = Array.from(document.querySelectorAll("svg.chart text.axis"))
+    .filter(t => t.getAttribute("dy") === null && getComputedStyle(t).display !== "none");
+  return {card: [card.left, card.right], boxes: labels.map(t => {
+    const r = t.getBoundingClientRect(); return [t.textContent, r.left, r.right];
+  })};
+}"""
+
+
+def _day_labels_overlap(page):
+    # The chart's day labels: each inside the card, none touching the next.
+    found = page.evaluate(_LABEL_BOXES)
+    (left, right), boxes = found["card"], sorted(found["boxes"], key=lambda b: b[1])
+    problems = [text for text, start, end in boxes if start < left or end > right]
+    problems += [
+        f"{a[0]} / {b[0]}" for a, b in zip(boxes, boxes[1:], strict=False) if a[2] + 2 > b[1]
+    ]
+    return problems
 
 
 def test_the_pages_people_see_before_and_outside_the_console(page, live_server, busy_app):

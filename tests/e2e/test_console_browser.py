@@ -107,11 +107,14 @@ def test_staff_create_an_app_enroll_a_user_and_follow_a_test_send(page, live_ser
     expect(page).to_have_url(re.compile(rf"/notifications/{notification.id}/$"))
     expect(page.get_by_text("The Console (test send by ops@example.com)")).to_be_visible()
 
-    # The worker delivers, then POSTs the receipt; the page shows both.
+    # The worker delivers, then POSTs the receipt; the page, polling, reloads and shows both.
+    expect(page.locator("section[data-status]")).to_have_attribute("data-status", "queued")
     drain()
+    expect(page.locator("section[data-status]")).to_have_attribute(
+        "data-status", "delivered", timeout=10_000
+    )
     page.reload()
     assert Notification.objects.count() == 1  # a reload of the result does not send again
-    expect(page.locator("section[data-status]")).to_have_attribute("data-status", "delivered")
     expect(page.get_by_role("heading", name=re.compile("Firefox on Linux"))).to_be_visible()
     expect(page.get_by_text("1 attempt with the push service")).to_be_visible()
     expect(page.get_by_text("HTTP 200")).to_be_visible()
