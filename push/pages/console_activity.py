@@ -107,7 +107,7 @@ class SendTestView(ConsoleView):
                 add_service_errors(form, exc)
             except KeymasterError as exc:  # push is off, or the quota is used up
                 form.add_error(None, exc.message)
-        if not form.is_valid() or form.errors:
+        if not form.is_valid():
             form_failed(request, "test", form)
             return redirect(reverse("console-notifications", args=[self.app.pk]) + "#test-send")
         messages.success(request, "Test notification sent.")
