@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format install migrate demo clean fuzz bench bench-soak
+.PHONY: run test lint format install migrate demo clean fuzz bench bench-soak screenshots
 
 $(STAMP): requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed (set PYTHON=...)"; exit 1; }
@@ -61,6 +61,14 @@ client-check:
 	cd clients/python && $(CLIENT_VENV)/bin/python -m mypy --strict src
 	cd clients/python && $(CLIENT_VENV)/bin/python -m pytest -q -p no:randomly
 	$(CLIENT_VENV)/bin/keymaster --version
+
+# The README's screenshots, taken by the browser tests (Debian's chromium) and copied over.
+README_SCREENSHOTS := console-notification-1280 console-notification-390 console-users-1280 \
+	console-settings-errors-390 account-1280 account-390
+screenshots: $(STAMP)
+	$(PY) -m pytest tests/e2e -q -p no:randomly $(PYTEST_ARGS)
+	mkdir -p docs/screenshots
+	for name in $(README_SCREENSHOTS); do cp artifacts/screenshots/$$name.png docs/screenshots/; done
 
 clean:
 	rm -rf $(VENV) db.sqlite3* staticfiles

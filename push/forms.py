@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from django import forms
+from django.contrib.auth.forms import PasswordChangeForm
 
 from keymaster.errors import InvalidInput
-from push.models import Platform
+from push.models import NotificationStatus, Platform, ReceiptStatus
+from push.services.config import webhook_url_check
 
 MAX_SERVICE_ACCOUNT_BYTES = 64 * 1024
 MAX_QUOTA = 2_147_483_647  # PositiveIntegerField's ceiling
@@ -32,6 +34,17 @@ class PushSettingsForm(forms.Form):
         },
     )
 
+    def clean_webhook_url(self) -> str:
+        # Checked here too (the service checks again), so a bad URL is named together with
+        # every other bad field instead of only once they are fixed.
+        url = self.cleaned_data["webhook_url"].strip()
+        if url:
+            try:
+                webhook_url_check(url)
+            except InvalidInput as exc:
+                raise forms.ValidationError(exc.extra["fields"]["webhook_url"]) from None
+        return url
+
 
 class SendTestForm(forms.Form):
     email = forms.EmailField(
@@ -45,19 +58,110 @@ class SendTestForm(forms.Form):
         initial="Sent from the Keymaster Console.",
         widget=forms.Textarea(attrs={"rows": 2}),
     )
+    device = forms.UUIDField(required=False, widget=forms.HiddenInput)
 
 
-class DeviceFilterForm(forms.Form):
+class FilterForm(forms.Form):
+    """A list's filters from the query string: invalid ones are dropped, never a 500."""
+
+    def filters(self) -> dict:
+        """Return the valid filters (empty values left out)."""
+        if not self.is_valid():
+            return {}
+        return {key: value for key, value in self.cleaned_data.items() if value}
+
+
+class DeviceFilterForm(FilterForm):
     platform = forms.ChoiceField(
         label="Platform", required=False, choices=[("", "All platforms"), *Platform.choices]
     )
     email = forms.CharField(label="User email contains", required=False, max_length=254)
 
-    def filters(self) -> dict[str, str]:
-        """Return the valid filters, or none when the query string is malformed."""
-        if not self.is_valid():
-            return {"platform": "", "email": ""}
-        return {"platform": self.cleaned_data["platform"], "email": self.cleaned_data["email"]}
+
+class NotificationFilterForm(FilterForm):
+    notification_id = forms.UUIDField(label="Notification ID", required=False)
+    email = forms.CharField(label="User email contains", required=False, max_length=254)
+    status = forms.ChoiceField(
+        label="Status", required=False, choices=[("", "Any status"), *NotificationStatus.choices]
+    )
+    since = forms.DateField(
+        label="From (UTC)", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    until = forms.DateField(
+        label="To (UTC)", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+
+class ReceiptFilterForm(FilterForm):
+    status = forms.ChoiceField(
+        label="Status", required=False, choices=[("", "Any status"), *ReceiptStatus.choices]
+    )
+    notification_id = forms.UUIDField(label="Notification ID", required=False)
+    failing = forms.BooleanField(label="Failing now (being retried)", required=False)
+
+
+class AuditFilterForm(FilterForm):
+    actor = forms.CharField(label="Who (email contains)", required=False, max_length=254)
+    action = forms.ChoiceField(label="What", required=False)
+
+    def __init__(self, *args: object, actions: list[str], **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["action"].choices = [("", "Any action"), *((a, a) for a in actions)]
+
+
+class UserFilterForm(FilterForm):
+    email = forms.CharField(label="Email contains", required=False, max_length=254)
+
+
+class AppNameForm(forms.Form):
+    name = forms.CharField(
+        label="App name",
+        max_length=200,
+        error_messages={"required": "Enter a name for the app."},
+    )
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if not name:
+            raise forms.ValidationError("Enter a name for the app.")
+        return name
+
+
+MAX_EMAILS_AT_ONCE = 500
+
+
+class EnrollForm(forms.Form):
+    emails = forms.CharField(
+        label="Email addresses",
+        help_text="One or many: separate them with commas, spaces or new lines.",
+        widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off"}),
+        error_messages={"required": "Enter at least one email address."},
+    )
+
+    def clean_emails(self) -> list[str]:
+        raw = self.cleaned_data["emails"].replace(",", " ").replace(";", " ").split()
+        emails = list(dict.fromkeys(address.strip().lower() for address in raw))
+        if len(emails) > MAX_EMAILS_AT_ONCE:
+            raise forms.ValidationError(f"Enter at most {MAX_EMAILS_AT_ONCE} addresses at once.")
+        bad = [address for address in emails if not _is_email(address)]
+        if bad:
+            raise forms.ValidationError(f"Not an email address: {', '.join(bad[:10])}.")
+        return emails
+
+
+class AdminAddForm(forms.Form):
+    email = forms.EmailField(
+        label="Email of the new admin",
+        error_messages={"required": "Enter the email address of the person to add."},
+    )
+
+
+def _is_email(address: str) -> bool:
+    try:
+        forms.EmailField().clean(address)
+    except forms.ValidationError:
+        return False
+    return True
 
 
 class ServiceAccountForm(forms.Form):
@@ -86,3 +190,11 @@ def add_service_errors(
         field = renames.get(name, name)
         for message in messages:
             form.add_error(field if field in form.fields else None, message)
+
+
+class AccountPasswordForm(PasswordChangeForm):
+    """Django's password change, without grabbing focus on a page that is mostly about devices."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["old_password"].widget.attrs.pop("autofocus", None)

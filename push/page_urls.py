@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from django.urls import path
 
-from push.pages import account, console
+from push.pages import account, console, console_activity, console_settings, console_users
 
 _APP = "console/apps/<uuid:app_id>/"
-_TAB = _APP + "notifications/"
+_SETTINGS = _APP + "settings/"
+_NOTIFICATIONS = _APP + "notifications/"
+_USERS = _APP + "users/"
 
 urlpatterns = [
     path("", account.home, name="home"),
@@ -15,37 +17,87 @@ urlpatterns = [
     path(
         "account/revoke/<uuid:device_id>", account.DeviceRevokeView.as_view(), name="account-revoke"
     ),
+    path("account/password", account.PasswordChangeView.as_view(), name="account-password"),
     path("sw.js", account.service_worker, name="service-worker"),
     path("console/", console.AppListView.as_view(), name="console"),
+    path("console/apps/new", console.AppCreateView.as_view(), name="console-app-create"),
     path(_APP, console.AppOverviewView.as_view(), name="console-app"),
-    path(_TAB, console.NotificationsTabView.as_view(), name="console-notifications"),
-    path(_TAB + "enabled", console.PushEnabledView.as_view(), name="console-push-enabled"),
-    path(_TAB + "settings", console.PushSettingsView.as_view(), name="console-push-settings"),
+    path(_APP + "rename", console.AppRenameView.as_view(), name="console-app-rename"),
     path(
-        _TAB + "webhook-secret/reveal",
-        console.WebhookSecretRevealView.as_view(),
+        _APP + "client-secret/rotate",
+        console.ClientSecretRotateView.as_view(),
+        name="console-client-secret-rotate",
+    ),
+    # Settings
+    path(_SETTINGS, console_settings.SettingsTabView.as_view(), name="console-settings"),
+    path(
+        _SETTINGS + "enabled",
+        console_settings.PushEnabledView.as_view(),
+        name="console-push-enabled",
+    ),
+    path(
+        _SETTINGS + "save",
+        console_settings.PushSettingsView.as_view(),
+        name="console-push-settings",
+    ),
+    path(
+        _SETTINGS + "webhook-secret/reveal",
+        console_settings.WebhookSecretRevealView.as_view(),
         name="console-secret-reveal",
     ),
     path(
-        _TAB + "webhook-secret/rotate",
-        console.WebhookSecretRotateView.as_view(),
+        _SETTINGS + "webhook-secret/rotate",
+        console_settings.WebhookSecretRotateView.as_view(),
         name="console-secret-rotate",
     ),
-    path(_TAB + "fcm", console.ServiceAccountView.as_view(), name="console-fcm"),
-    path(_TAB + "test", console.SendTestView.as_view(), name="console-test-send"),
+    path(_SETTINGS + "fcm", console_settings.ServiceAccountView.as_view(), name="console-fcm"),
+    # Devices
+    path(_APP + "devices/", console_activity.DevicesTabView.as_view(), name="console-devices"),
     path(
-        _TAB + "sent/<uuid:notification_id>",
-        console.NotificationFragmentView.as_view(),
-        name="console-notification",
-    ),
-    path(
-        _TAB + "devices/<uuid:device_id>/remove",
-        console.DeviceRemoveView.as_view(),
+        _APP + "devices/<uuid:device_id>/remove",
+        console_activity.DeviceRemoveView.as_view(),
         name="console-device-remove",
     ),
+    # Notifications
     path(
-        _TAB + "receipts/<int:receipt_id>/redeliver",
-        console.ReceiptRedeliverView.as_view(),
+        _NOTIFICATIONS,
+        console_activity.NotificationsTabView.as_view(),
+        name="console-notifications",
+    ),
+    path(
+        _NOTIFICATIONS + "test", console_activity.SendTestView.as_view(), name="console-test-send"
+    ),
+    path(
+        _NOTIFICATIONS + "<uuid:notification_id>/",
+        console_activity.NotificationPageView.as_view(),
+        name="console-notification-page",
+    ),
+    path(
+        _NOTIFICATIONS + "<uuid:notification_id>/status",
+        console_activity.NotificationFragmentView.as_view(),
+        name="console-notification",
+    ),
+    # Receipts
+    path(_APP + "receipts/", console_activity.ReceiptsTabView.as_view(), name="console-receipts"),
+    path(
+        _APP + "receipts/<int:receipt_id>/redeliver",
+        console_activity.ReceiptRedeliverView.as_view(),
         name="console-receipt-redeliver",
     ),
+    # Users
+    path(_USERS, console_users.UsersTabView.as_view(), name="console-users"),
+    path(_USERS + "enroll", console_users.EnrollView.as_view(), name="console-enroll"),
+    path(
+        _USERS + "<uuid:user_id>/unenroll",
+        console_users.EnrollmentRemoveView.as_view(),
+        name="console-unenroll",
+    ),
+    path(_USERS + "admins/add", console_users.AdminAddView.as_view(), name="console-admin-add"),
+    path(
+        _USERS + "admins/<uuid:user_id>/remove",
+        console_users.AdminRemoveView.as_view(),
+        name="console-admin-remove",
+    ),
+    # Audit
+    path(_APP + "audit/", console_activity.AuditTabView.as_view(), name="console-audit"),
 ]

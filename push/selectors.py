@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
+import json
 import uuid
 from dataclasses import dataclass
 from itertools import groupby
@@ -19,7 +21,7 @@ from django.db.models import Count, Prefetch, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from accounts.models import App, User
+from accounts.models import App, Enrollment, User
 from accounts.selectors import apps_administered_by
 from keymaster.errors import NotFound
 from keymaster.ratelimit import Window, counter_peek
@@ -33,6 +35,7 @@ from push.models import (
     PushConfig,
     Receipt,
     ReceiptAttempt,
+    ReceiptStatus,
 )
 
 DAY = 86_400
@@ -181,19 +184,6 @@ def console_devices(app: App, *, platform: str = "", email: str = "") -> QuerySe
     return devices.defer("token").order_by("-last_seen_at", "id")
 
 
-def recent_notifications(app: App, *, limit: int = 10) -> list[Notification]:
-    """Return the app's latest notifications with their deliveries and `user_email` set."""
-    notifications = list(
-        Notification.objects.filter(app=app)
-        .order_by("-created_at")
-        .prefetch_related(Prefetch("deliveries", queryset=Delivery.objects.order_by("id")))[:limit]
-    )
-    emails = _emails_of({n.user_id for n in notifications})
-    for notification in notifications:
-        notification.user_email = emails.get(notification.user_id, "")
-    return notifications
-
-
 def notification_of_app(
     app: App, notification_id: Any, *, with_email: bool = False
 ) -> Notification:
@@ -216,36 +206,12 @@ def _emails_of(user_ids: set[Any]) -> dict[Any, str]:
     return dict(User.objects.filter(pk__in=user_ids).values_list("id", "email"))
 
 
-def recent_receipts(app: App, *, limit: int = 10, attempts: int = 5) -> list[Receipt]:
-    """Return the app's latest receipts, each with `recent_attempts` (newest first)."""
-    receipts = list(
-        Receipt.objects.filter(app=app)
-        .defer("payload")
-        .order_by("-created_at", "-id")
-        .prefetch_related(
-            Prefetch(
-                "attempt_log",
-                queryset=ReceiptAttempt.objects.order_by("-at", "-id"),
-                to_attr="attempts_newest_first",
-            )
-        )[:limit]
-    )
-    for receipt in receipts:
-        receipt.recent_attempts = receipt.attempts_newest_first[:attempts]
-    return receipts
-
-
 def receipt_of_app(app: App, receipt_id: Any) -> Receipt:
     """Return one of the app's receipts, or raise NotFound."""
     try:
         return Receipt.objects.select_related("app").get(pk=receipt_id, app=app)
     except (Receipt.DoesNotExist, ValueError, TypeError):
         raise NotFound("No such receipt.") from None
-
-
-def audit_events_of_app(app: App, *, limit: int = 50) -> QuerySet[AuditEvent]:
-    """Return the app's latest audit events with who did them."""
-    return AuditEvent.objects.filter(app=app).select_related("actor").order_by("-at", "-id")[:limit]
 
 
 def console_apps(user: User) -> QuerySet[App]:
@@ -267,3 +233,175 @@ def browser_push_key() -> str:
     except (ValidationError, ValueError):
         return ""
     return config.vapid_public_key if config else ""
+
+
+# The Console's paged lists: each returns a queryset the page hands to a Paginator.
+
+
+def console_notifications(
+    app: App,
+    *,
+    notification_id: Any = None,
+    email: str = "",
+    status: str = "",
+    since: dt.date | None = None,
+    until: dt.date | None = None,
+) -> QuerySet[Notification]:
+    """Return the app's notifications, newest first, filtered for the Console."""
+    notifications = Notification.objects.filter(app=app)
+    if notification_id:
+        notifications = notifications.filter(pk=notification_id)
+    if email:
+        users = User.objects.filter(email__icontains=email.strip()).values("id")
+        notifications = notifications.filter(user_id__in=users)
+    if status:
+        notifications = notifications.filter(status=status)
+    # Dates are UTC days, inclusive at both ends; the (app, -created_at) index serves the range.
+    if since:
+        notifications = notifications.filter(created_at__gte=_utc_midnight(since))
+    if until:
+        notifications = notifications.filter(
+            created_at__lt=_utc_midnight(until + dt.timedelta(days=1))
+        )
+    return notifications.annotate(device_total=Count("deliveries")).order_by("-created_at", "id")
+
+
+def _utc_midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
+
+
+def with_user_emails(notifications: Any) -> Any:
+    """Set `user_email` on each notification of a page (one query for the page)."""
+    emails = _emails_of({n.user_id for n in notifications})
+    for notification in notifications:
+        notification.user_email = emails.get(notification.user_id, "")
+    return notifications
+
+
+def console_receipts(
+    app: App, *, status: str = "", notification_id: Any = None, failing: bool = False
+) -> QuerySet[Receipt]:
+    """Return the app's receipts, newest first, each with its notification's id."""
+    receipts = Receipt.objects.filter(app=app).defer("payload")
+    if status:
+        receipts = receipts.filter(status=status)
+    if notification_id:
+        receipts = receipts.filter(delivery__notification_id=notification_id)
+    if failing:
+        # "Failing now": still being retried after the webhook refused or did not answer.
+        receipts = receipts.filter(
+            status__in=[ReceiptStatus.PENDING, ReceiptStatus.SENDING], attempts__gt=0
+        )
+    return (
+        receipts.select_related("delivery")
+        .prefetch_related(
+            Prefetch(
+                "attempt_log",
+                queryset=ReceiptAttempt.objects.order_by("-at", "-id"),
+                to_attr="attempts_newest_first",
+            )
+        )
+        .order_by("-created_at", "-id")
+    )
+
+
+def console_audit_events(app: App, *, actor: str = "", action: str = "") -> QuerySet[AuditEvent]:
+    """Return the app's audit events, newest first, filtered by actor email and action."""
+    events = AuditEvent.objects.filter(app=app).select_related("actor")
+    if actor:
+        events = events.filter(actor__email__icontains=actor.strip())
+    if action:
+        events = events.filter(action=action)
+    return events.order_by("-at", "-id")
+
+
+def audit_actions_of_app(app: App) -> list[str]:
+    """Return the distinct audit actions recorded for the app (the filter's choices)."""
+    return list(
+        AuditEvent.objects.filter(app=app).values_list("action", flat=True).distinct().order_by()
+    )
+
+
+def console_enrollments(app: App, *, email: str = "") -> QuerySet[Enrollment]:
+    """Return the app's enrollments with their users, by email."""
+    enrollments = Enrollment.objects.filter(app=app).select_related("user")
+    if email:
+        enrollments = enrollments.filter(user__email__icontains=email.strip())
+    return enrollments.order_by("user__email")
+
+
+def app_admins(app: App) -> QuerySet[User]:
+    """Return the app's own admins (staff administer every app and are not listed)."""
+    return app.admins.order_by("email")
+
+
+@dataclass(frozen=True)
+class NotificationDetail:
+    """One notification for its Console page: deliveries with their receipts, and its sender."""
+
+    notification: Notification
+    deliveries: list[Delivery]
+    sent_by: AuditEvent | None
+
+
+def notification_detail(app: App, notification_id: Any) -> NotificationDetail:
+    """Return one of the app's notifications with every delivery and receipt, or NotFound."""
+    notification = notification_of_app(app, notification_id, with_email=True)
+    receipts = Receipt.objects.defer("payload").prefetch_related(
+        Prefetch(
+            "attempt_log",
+            queryset=ReceiptAttempt.objects.order_by("at", "id"),
+            to_attr="attempts_oldest_first",
+        )
+    )
+    deliveries = list(
+        Delivery.objects.filter(notification=notification)
+        .select_related("device")
+        .prefetch_related(Prefetch("receipts", queryset=receipts.order_by("id")))
+        .order_by("id")
+    )
+    # A Console test send is audited with the notification's id; anything else came from a client.
+    sent_by = (
+        AuditEvent.objects.filter(
+            app=app, action="notification.test_send", detail__notification_id=str(notification.pk)
+        )
+        .select_related("actor")
+        .first()
+    )
+    return NotificationDetail(notification=notification, deliveries=deliveries, sent_by=sent_by)
+
+
+def web_endpoint_digests(user: User) -> dict[Any, str]:
+    """Return the SHA-256 (hex) of each of the user's Web Push endpoints, by device id.
+
+    The Account page marks "this browser" by comparing them with the digest of the browser's own
+    subscription: the endpoint itself never goes into the page.
+    """
+    devices = Device.objects.filter(user=user, transport="webpush").only("id", "token")
+    digests = {}
+    for device in devices:
+        try:
+            endpoint = json.loads(device.token)["endpoint"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        digests[device.id] = hashlib.sha256(endpoint.encode()).hexdigest()
+    return digests
+
+
+def browser_push_apps(user: User) -> list[PushConfig]:
+    """Return the push configs this browser may subscribe for: the site's own app, then the
+    user's enrolled apps that have push on (each with its `app` loaded), by name."""
+    default = browser_push_key()
+    configs = PushConfig.objects.filter(enabled=True).exclude(vapid_public_key="")
+    enrolled = configs.filter(app__enrollments__user=user)
+    if default:
+        enrolled = enrolled | configs.filter(app_id=settings.PUSH_DEFAULT_APP_ID)
+    return list(enrolled.select_related("app").distinct().order_by("app__name", "app_id"))
+
+
+def device_of_app(app: App, device_id: Any) -> Device | None:
+    """Return one of the app's devices with its user, or None."""
+    try:
+        return Device.objects.defer("token").select_related("user").get(pk=device_id, app=app)
+    except (Device.DoesNotExist, ValueError, TypeError, ValidationError):
+        return None

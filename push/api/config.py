@@ -13,6 +13,7 @@ from keymaster.errors import validated
 from push.models import PushConfig
 from push.selectors import device_count, notifications_today
 from push.serializers import ConfigIn, ConfigOut
+from push.services.app_admin import webhook_secret_read
 from push.services.config import (
     push_config_for,
     push_config_rotate_webhook_secret,
@@ -42,7 +43,10 @@ class ConfigView(APIView):
     @extend_schema(responses={200: ConfigOut}, tags=["config"])
     def get(self, request: Request, app_id: str) -> Response:
         """Show the app's push config, device count and today's usage."""
-        return Response(config_out(push_config_for(app_for_admin(app_id, request.user))))
+        app = app_for_admin(app_id, request.user)
+        config = push_config_for(app)
+        webhook_secret_read(config=config, actor=request.user)
+        return Response(config_out(config))
 
     @extend_schema(request=ConfigIn, responses={200: ConfigOut}, tags=["config"])
     def patch(self, request: Request, app_id: str) -> Response:
@@ -51,6 +55,7 @@ class ConfigView(APIView):
         config = push_config_update(
             app=app, actor=request.user, **validated(ConfigIn, request.data)
         )
+        webhook_secret_read(config=config, actor=request.user)
         return Response(config_out(config))
 
 

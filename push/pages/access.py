@@ -32,3 +32,12 @@ class ConsoleView(LoginRequiredMixin, View):
         except NotFound as exc:
             # Pages answer in HTML: the API's NotFound becomes Django's 404 page.
             raise Http404(exc.message) from None
+
+
+class StaffConsoleView(ConsoleView):
+    """A Console action for Keymaster staff only (creating an app): 403 for anyone else."""
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.user.is_authenticated and not request.user.is_staff:
+            return render(request, "push/forbidden.html", {"staff_only": True}, status=403)
+        return super().dispatch(request, *args, **kwargs)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -16,7 +17,9 @@ from django.views.decorators.http import require_GET
 from accounts.selectors import user_is_admin
 from accounts.views import access_cookie_set
 from keymaster.errors import NotFound
-from push.selectors import browser_push_key, devices_of_user_by_app
+from push.forms import AccountPasswordForm
+from push.pages.flow import form_failed, form_for_get
+from push.selectors import browser_push_apps, devices_of_user_by_app, web_endpoint_digests
 from push.services.devices import device_remove
 
 SERVICE_WORKER = Path(settings.BASE_DIR) / "static" / "keymaster" / "sw.js"
@@ -34,10 +37,17 @@ class AccountView(LoginRequiredMixin, View):
     def get(self, request: HttpRequest) -> HttpResponse:
         """List the person's devices by app, and offer to register this browser."""
         groups = devices_of_user_by_app(request.user)
+        digests = web_endpoint_digests(request.user)
+        for group in groups:
+            for device in group["devices"]:
+                device.endpoint_digest = digests.get(device.id, "")
         context = {
             "groups": groups,
             "device_total": sum(len(group["devices"]) for group in groups),
-            "vapid_public_key": browser_push_key(),
+            "push_apps": browser_push_apps(request.user),
+            "password_form": form_for_get(
+                request, "password", AccountPasswordForm, user=request.user, auto_id="password_%s"
+            ),
         }
         response = render(request, "push/account.html", context)
         # The cookie `POST /push/subscribe` authenticates with lives only as long as an access
@@ -55,6 +65,21 @@ class DeviceRevokeView(LoginRequiredMixin, View):
             raise Http404("No such device.") from None
         messages.success(request, "Device revoked. It will receive no more notifications.")
         return redirect("account")
+
+
+class PasswordChangeView(LoginRequiredMixin, View):
+    def post(self, request: HttpRequest) -> HttpResponse:
+        """Change the password (the old one is asked); every other session is signed out."""
+        form = AccountPasswordForm(request.user, request.POST, auto_id="password_%s")
+        if not form.is_valid():
+            form_failed(request, "password", form)
+            return redirect("/account#password")
+        form.save()
+        # Other sessions carry the old password's hash and are signed out on their next
+        # request; this one is re-keyed to the new hash and stays signed in.
+        update_session_auth_hash(request, form.user)
+        messages.success(request, "Password changed. Your other sessions are signed out.")
+        return redirect("/account#password")
 
 
 @cache

@@ -27,6 +27,8 @@ class Bar:
 class Tick:
     position: float
     text: str
+    minor: bool = False  # hidden on phones, where every fourth day's label fits
+    anchor: str = "middle"
 
 
 @dataclass
@@ -70,9 +72,12 @@ def outcome_chart(days: list[DayOutcomes]) -> Chart:
             base -= height
             title = f"{day.day:%d %b}: {count} {name.lower()}"
             chart.bars.append(Bar(x, base, slot * 0.7, height, outcome, title))
-        # A label every second day, counted back from today so today is always labelled.
-        if (len(days) - 1 - index) % 2 == 0:
-            chart.x_ticks.append(Tick(x + slot * 0.35, f"{day.day:%d %b}"))
+        # A label every second day, counted back from today so today is always labelled; today's
+        # ends at its bar's right edge, so it is not cut off by the chart's.
+        back = len(days) - 1 - index
+        if back % 2 == 0:
+            position, anchor = (x + slot * 0.7, "end") if back == 0 else (x + slot * 0.35, "middle")
+            chart.x_ticks.append(Tick(position, f"{day.day:%d %b}", back % 4 != 0, anchor))
     chart.y_ticks = [
         Tick(chart.axis_y - plot_height * share, f"{round(top * share):,}") for share in (0, 0.5, 1)
     ]

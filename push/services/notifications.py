@@ -97,17 +97,21 @@ def notifications_send(
     drafts: list[NotificationDraft],
     dry_run: bool = False,
     config: PushConfig | None = None,
+    only_devices: frozenset[uuid.UUID] | None = None,
 ) -> tuple[list[uuid.UUID], Take]:
     """Accept `drafts` as one all-or-nothing send; return their ids and the quota state.
 
     `config`: the app's push config, when the caller has just loaded it (the send views load
-    it with the app, in one query); otherwise it is read here.
+    it with the app, in one query); otherwise it is read here. `only_devices`: send to these
+    of the users' devices only (the Console's test send to one device).
     """
     if config is None:
         config = PushConfig.objects.filter(app=app).defer(*CONFIG_SECRETS).first()
     if config is None or not config.enabled:
         raise PushDisabled("Push notifications are not enabled for this app.")
     devices = _devices_of(app, drafts)
+    if only_devices is not None:
+        devices = {user: [d for d in of if d[0] in only_devices] for user, of in devices.items()}
     window = quota_window(config)
     if dry_run:
         preview = counter_preview(window, len(drafts))

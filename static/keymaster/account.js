@@ -29,6 +29,12 @@
     return true;
   }
 
+  // The app this browser subscribes for: a hidden input when there is one, a <select> when many.
+  function chosenApp() {
+    var field = document.getElementById("push-app");
+    return field.tagName === "SELECT" ? field.options[field.selectedIndex] : field;
+  }
+
   // POST a PushSubscription (or anything shaped like its toJSON()) and return the answer.
   async function postSubscription(subscription) {
     var json = typeof subscription.toJSON === "function" ? subscription.toJSON() : subscription;
@@ -41,6 +47,7 @@
         endpoint: json.endpoint,
         expirationTime: json.expirationTime == null ? null : json.expirationTime,
         keys: { p256dh: keys.p256dh, auth: keys.auth },
+        app_id: chosenApp().value,
       }),
     });
     var body = await response.json().catch(function () { return {}; });
@@ -91,7 +98,7 @@
       await withinSeconds(navigator.serviceWorker.ready, 20);
       var sub;
       try {
-        sub = await withinSeconds(subscription(registration, keyBytes(box.getAttribute("data-vapid-key"))), 20);
+        sub = await withinSeconds(subscription(registration, keyBytes(chosenApp().getAttribute("data-vapid-key"))), 20);
       } catch (error) {
         say(subscribeProblem(error), true);
         return;
@@ -109,6 +116,26 @@
   function supported() {
     return "serviceWorker" in navigator && "PushManager" in window && "Notification" in window;
   }
+
+  // Mark the device row that is this browser: the page lists each Web Push device with the
+  // SHA-256 of its endpoint, compared here with this browser's own subscription.
+  async function markThisBrowser() {
+    if (!("serviceWorker" in navigator) || !window.crypto || !crypto.subtle) return;
+    var registration = await navigator.serviceWorker.getRegistration("/");
+    var current = registration && await registration.pushManager.getSubscription();
+    if (!current) return;
+    var digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(current.endpoint));
+    var hex = Array.from(new Uint8Array(digest)).map(function (b) {
+      return b.toString(16).padStart(2, "0");
+    }).join("");
+    document.querySelectorAll("[data-endpoint-digest]").forEach(function (cell) {
+      if (cell.getAttribute("data-endpoint-digest") !== hex) return;
+      var badge = cell.querySelector(".this-browser");
+      if (badge) badge.hidden = false;
+      cell.closest("tr").classList.add("is-this-browser");
+    });
+  }
+  markThisBrowser().catch(function () { /* no subscription to compare: nothing to mark */ });
 
   if (!box || !button) return;
   window.keymasterPostSubscription = postSubscription;

@@ -34,6 +34,8 @@ CHROMIUM_ARGS = [
 __all__ = [
     "chromium_executable",
     "expect",
+    "in_viewport",
+    "run_axe",
     "screenshots",
     "sign_in",
     "sync_playwright",
@@ -100,3 +102,21 @@ def tab_to(page: Any, locator: Any, presses: int = 80) -> None:
         if locator.evaluate("el => el === document.activeElement"):
             return
     raise AssertionError(f"{locator} is not reachable with the keyboard")
+
+
+def in_viewport(page: Any, locator: Any) -> bool:
+    """Return whether `locator`'s top is inside the window as the person sees it now."""
+    box = locator.bounding_box()
+    height = page.evaluate("() => window.innerHeight")
+    return box is not None and 0 <= box["y"] < height
+
+
+def run_axe(page: Any) -> list[str]:
+    """Return axe-core's violations on the page as "rule: first target" lines (none is a pass)."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes'][:3]]}"
+        for v in results.response["violations"]
+    ]

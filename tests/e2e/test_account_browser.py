@@ -191,3 +191,30 @@ def test_the_service_worker_shows_a_pushed_notification(page, live_server, perso
             "data": {"route": "/schedule", "notification_id": payload["notification_id"]},
         }
     ]
+
+
+def test_this_browsers_own_subscription_is_marked(page, live_server, person):
+    app = make_app(name="GymOps")[0]
+    enable_push(app)
+    enroll(app, person)
+    mine = browser_subscription("https://push.example.net/wpush/v2/this-one")
+    other = browser_subscription("https://push.example.net/wpush/v2/another")
+    for token, label in ((mine, "Chrome on Linux"), (other, "Firefox on Windows")):
+        device = register(person, app, token=token, platform="web")
+        Device.objects.filter(pk=device.pk).update(label=label)
+    # The one seam: the browser's push subscription (headless Chromium has no push service).
+    page.add_init_script(
+        "navigator.serviceWorker.getRegistration = async () => ({pushManager: {"
+        f"getSubscription: async () => ({{endpoint: {json.dumps(mine['endpoint'])}}})}}}});"
+    )
+    sign_in(page, live_server, person.email, PASSWORD)
+    page.goto(f"{live_server.url}/account")
+    badge = page.get_by_text("This browser", exact=True)
+    expect(badge).to_have_count(2)  # one badge per web device, shown only on the match
+    expect(page.locator(".this-browser:visible")).to_have_count(1)
+    expect(
+        page.get_by_role("row", name=re.compile("Chrome on Linux")).locator(".this-browser")
+    ).to_be_visible()
+    expect(
+        page.get_by_role("row", name=re.compile("Firefox on Windows")).locator(".this-browser")
+    ).to_be_hidden()

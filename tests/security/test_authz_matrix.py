@@ -343,6 +343,8 @@ API_ROWS = [
 ]
 
 _TAB = "/console/apps/{X}/notifications/"
+_SETTINGS = "/console/apps/{X}/settings/"
+_USERS = "/console/apps/{X}/users/"
 PAGE_ROWS = [
     Row("GET", "/", f"{PAGE_ANON} | 302 302 302 302 302 302"),
     Row(
@@ -379,6 +381,13 @@ PAGE_ROWS = [
     Row("GET", "/account", f"{PAGE_ANON} | 200 200 200 200 200 200"),
     Row(
         "POST",
+        "/account/password",
+        f"{PAGE_ANON} | 302 302 302 302 302 302",
+        body=lambda w: {"old_password": "wrong", "new_password1": "x", "new_password2": "y"},
+        form=True,
+    ),
+    Row(
+        "POST",
         "/account/revoke/{dA}",
         f"{PAGE_ANON} | 302 404 404 404 404 404",
         form=True,
@@ -395,9 +404,28 @@ PAGE_ROWS = [
     ),
     Row("POST", "/account/revoke/{none}", f"{PAGE_ANON} | 404 404 404 404 404 404", form=True),
     Row("GET", "/console/", f"{PAGE_ANON} | 403 403 403 200 200 200"),
+    Row(
+        "POST",
+        "/console/apps/new",
+        f"{PAGE_ANON} | 403 403 403 403 403 302",
+        body=lambda w: {"name": "New app"},
+        form=True,
+    ),
     Row("GET", "/console/apps/{X}/", _console_x("200"), tenant="X"),
     Row("GET", "/console/apps/{Y}/", f"{PAGE_ANON} | 403 403 403 404 200 200", tenant="Y"),
-    Row("GET", _TAB, _console_x("200"), tenant="X"),
+    Row(
+        "POST",
+        "/console/apps/{X}/rename",
+        _console_x("302"),
+        body=lambda w: {"name": "App X2"},
+        form=True,
+        tenant="X",
+    ),
+    Row("POST", "/console/apps/{X}/client-secret/rotate", _console_x("302"), form=True, tenant="X"),
+    *(
+        Row("GET", f"/console/apps/{{X}}/{section}/", _console_x("200"), tenant="X")
+        for section in ("settings", "devices", "notifications", "receipts", "users", "audit")
+    ),
     Row(
         "GET",
         "/console/apps/{Y}/notifications/",
@@ -406,18 +434,18 @@ PAGE_ROWS = [
     ),
     Row(
         "POST",
-        _TAB + "enabled",
+        _SETTINGS + "enabled",
         _console_x("302"),
         body=lambda w: {"enabled": "0"},
         form=True,
         tenant="X",
     ),
-    Row("POST", _TAB + "settings", _console_x("302"), body=_settings_form, form=True, tenant="X"),
-    Row("POST", _TAB + "webhook-secret/reveal", _console_x("302"), form=True, tenant="X"),
-    Row("POST", _TAB + "webhook-secret/rotate", _console_x("302"), form=True, tenant="X"),
+    Row("POST", _SETTINGS + "save", _console_x("302"), body=_settings_form, form=True, tenant="X"),
+    Row("POST", _SETTINGS + "webhook-secret/reveal", _console_x("302"), form=True, tenant="X"),
+    Row("POST", _SETTINGS + "webhook-secret/rotate", _console_x("302"), form=True, tenant="X"),
     Row(
         "POST",
-        _TAB + "fcm",
+        _SETTINGS + "fcm",
         _console_x("302"),
         body=lambda w: {"clear": "1"},
         form=True,
@@ -431,11 +459,13 @@ PAGE_ROWS = [
         form=True,
         tenant="X",
     ),
-    Row("GET", _TAB + "sent/{nX}", _console_x("200"), tenant="X"),
-    Row("GET", _TAB + "sent/{nY}", _console_x_other(), tenant="Y"),
+    Row("GET", _TAB + "{nX}/", _console_x("200"), tenant="X"),
+    Row("GET", _TAB + "{nY}/", _console_x_other(), tenant="Y"),
+    Row("GET", _TAB + "{nX}/status", _console_x("200"), tenant="X"),
+    Row("GET", _TAB + "{nY}/status", _console_x_other(), tenant="Y"),
     Row(
         "POST",
-        _TAB + "devices/{dA}/remove",
+        "/console/apps/{X}/devices/{dA}/remove",
         _console_x("302"),
         form=True,
         tenant="X",
@@ -443,15 +473,47 @@ PAGE_ROWS = [
     ),
     Row(
         "POST",
-        _TAB + "devices/{dC}/remove",
+        "/console/apps/{X}/devices/{dC}/remove",
         _console_x_other(),
         form=True,
         tenant="Y",
         others_device=("aX*", "st*"),
     ),
-    Row("POST", _TAB + "devices/{none}/remove", _console_x_other(), form=True),
-    Row("POST", _TAB + "receipts/{rX}/redeliver", _console_x("302"), form=True, tenant="X"),
-    Row("POST", _TAB + "receipts/{rY}/redeliver", _console_x_other(), form=True, tenant="Y"),
+    Row("POST", "/console/apps/{X}/devices/{none}/remove", _console_x_other(), form=True),
+    Row(
+        "POST",
+        "/console/apps/{X}/receipts/{rX}/redeliver",
+        _console_x("302"),
+        form=True,
+        tenant="X",
+    ),
+    Row(
+        "POST",
+        "/console/apps/{X}/receipts/{rY}/redeliver",
+        _console_x_other(),
+        form=True,
+        tenant="Y",
+    ),
+    Row(
+        "POST",
+        _USERS + "enroll",
+        _console_x("302"),
+        body=lambda w: {"emails": w.emails["D"]},
+        form=True,
+        tenant="X",
+    ),
+    Row("POST", _USERS + "{A}/unenroll", _console_x("302"), form=True, tenant="X"),
+    Row("POST", _USERS + "{C}/unenroll", _console_x_other(), form=True, tenant="Y"),
+    Row(
+        "POST",
+        _USERS + "admins/add",
+        _console_x("302"),
+        body=lambda w: {"email": w.emails["D"]},
+        form=True,
+        tenant="X",
+    ),
+    Row("POST", _USERS + "admins/{aX}/remove", _console_x("302"), form=True, tenant="X"),
+    Row("POST", _USERS + "admins/{aY}/remove", _console_x_other(), form=True, tenant="Y"),
 ]
 
 # The Django admin: Django's own permission system behind `is_staff`. Keymaster staff are not
@@ -865,7 +927,7 @@ def _patterns() -> dict[str, URLPattern]:
 FAKE_IDS = (
     {
         name: str(uuid.uuid4())
-        for name in ("X", "Y", "none", "dA", "dB", "dC", "nX", "nY", "A", "B", "C", "D")
+        for name in ("X", "Y", "none", "dA", "dB", "dC", "nX", "nY", "A", "B", "C", "D", "aX", "aY")
     }
     | {name: "1" for name in ("rX", "rY", "ct", "group", "schedule", "ormq", "appadmin")}
     | {

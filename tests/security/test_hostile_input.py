@@ -128,9 +128,18 @@ class Refusal:
         code: str | None = None,
         counters_may_grow: bool = False,
         page_text: str | None = None,
+        then_get=None,
     ) -> dict:
         before, connections = rows_stored(), self.listener.connections
         response = request()
+        if then_get is not None:
+            # A Console form answers a refused POST with a redirect to the form (Post/Redirect/
+            # Get); the page it leads to shows the errors and must be a success.
+            assert response.status_code == 302, (name, response.status_code, response.content)
+            shown = then_get(response.url)
+            assert shown.status_code == 200 and "data-form-error" in shown.content.decode()
+            response = shown
+            response.status_code = 400  # the refusal, as the person sees it
         after = rows_stored()
         if counters_may_grow:  # a failed password or secret is counted, by design
             after["Counter"] = before["Counter"]
@@ -699,6 +708,7 @@ def test_console_forms_refuse_what_the_database_cannot_hold(world, refused):
     browser = Client()
     browser.force_login(world["admin"])
     tab = f"/console/apps/{app.app_id}/notifications/"
+    settings_tab = f"/console/apps/{app.app_id}/settings/"
     good = {"email": member.email, "title": "Test", "body": "Hello"}
     for name, change, text in (
         ("title_nul", {"title": "a\x00b"}, "Null characters are not allowed"),
@@ -713,6 +723,7 @@ def test_console_forms_refuse_what_the_database_cannot_hold(world, refused):
             lambda form=form: browser.post(tab + "test", form),
             status=400,
             page_text=text,
+            then_get=browser.get,
         )
     for name, form, text in (
         ("webhook_url_nul", {"webhook_url": "https://a.example/\x00", "daily_quota": "5"}, "Null"),
@@ -720,9 +731,10 @@ def test_console_forms_refuse_what_the_database_cannot_hold(world, refused):
     ):
         refused(
             f"settings_{name}",
-            lambda form=form: browser.post(tab + "settings", form),
+            lambda form=form: browser.post(settings_tab + "save", form),
             status=400,
             page_text=text,
+            then_get=browser.get,
         )
     # A form body is bytes: an encoded surrogate or invalid UTF-8 arrives as U+FFFD, never as a
     # surrogate, and the same code-point limit applies (256 emoji fit, as in the API).
@@ -769,17 +781,23 @@ def test_console_posts_without_csrf_are_refused(world, refused):
     CSRF token (a cross-site form), before it changes anything."""
     browser = Client(enforce_csrf_checks=True)
     browser.force_login(world["admin"])
-    tab = f"/console/apps/{world['app'].app_id}/notifications/"
-    device = world["device"].id
+    tab = f"/console/apps/{world['app'].app_id}/"
+    device, user = world["device"].id, world["user"]
     for suffix, form in (
-        ("enabled", {"enabled": "off"}),
-        ("settings", {"webhook_url": "https://hooks.example.com/x", "daily_quota": "1"}),
-        ("webhook-secret/reveal", {}),
-        ("webhook-secret/rotate", {}),
-        ("fcm", {}),
-        ("test", {"email": world["user"].email, "title": "t", "body": "b"}),
+        ("rename", {"name": "Renamed"}),
+        ("client-secret/rotate", {}),
+        ("settings/enabled", {"enabled": "off"}),
+        ("settings/save", {"webhook_url": "https://hooks.example.com/x", "daily_quota": "1"}),
+        ("settings/webhook-secret/reveal", {}),
+        ("settings/webhook-secret/rotate", {}),
+        ("settings/fcm", {}),
+        ("notifications/test", {"email": user.email, "title": "t", "body": "b"}),
         (f"devices/{device}/remove", {}),
         ("receipts/1/redeliver", {}),
+        ("users/enroll", {"emails": "someone@example.com"}),
+        (f"users/{user.id}/unenroll", {}),
+        ("users/admins/add", {"email": user.email}),
+        (f"users/admins/{world['admin'].id}/remove", {}),
     ):
         refused(
             f"console:{suffix}",
@@ -792,6 +810,12 @@ def test_console_posts_without_csrf_are_refused(world, refused):
     refused(
         "account:revoke",
         lambda: owner.post(f"/account/revoke/{device}"),
+        status=403,
+        page_text="CSRF",
+    )
+    refused(
+        "account:password",
+        lambda: owner.post("/account/password", {"old_password": "x"}),
         status=403,
         page_text="CSRF",
     )
@@ -864,7 +888,7 @@ def test_ssrf_webhook_urls_through_the_console_form(world, refused, listener, at
     app = world["app"]
     browser = Client()
     browser.force_login(world["admin"])
-    path = f"/console/apps/{app.app_id}/notifications/settings"
+    path = f"/console/apps/{app.app_id}/settings/save"
     before = PushConfig.objects.get(app=app).webhook_url
     for name, url in _ssrf_urls(listener.ports):
         if SURROGATE in url:
@@ -874,6 +898,7 @@ def test_ssrf_webhook_urls_through_the_console_form(world, refused, listener, at
             lambda url=url: browser.post(path, {"webhook_url": url, "daily_quota": "100"}),
             status=400,
             page_text="Null characters" if NUL in url else "Not allowed",
+            then_get=browser.get,
         )
     assert PushConfig.objects.get(app=app).webhook_url == before
 

@@ -136,7 +136,7 @@ def _console(run: Run, providers: dict, staff: User, password: str) -> requests.
     api.call("POST", "/login", 302, session=browser, data=form)
     run.secrets.add_jwt("access_token cookie", browser.cookies["access_token"])
     run.logs_only.add("Console session key", browser.cookies["sessionid"])
-    tab = f"/console/apps/{run.app_id}/notifications/"
+    tab = f"/console/apps/{run.app_id}/settings/"
     account = providers["fcm"].service_account("leak-test-project")
     run.secrets.add_pem_key("app's FCM service account private key", account["private_key"])
 

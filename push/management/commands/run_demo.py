@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -123,7 +124,15 @@ class Command(BaseCommand):
                     f"  user:   {USER_EMAIL} / {user_password}\n"
                     f"  app:    client_id {app.client_id}\n"
                     f"          client_secret {secret}\n"
-                    "Enable push for Demo App in the Console (Notifications tab), then send.\n"
+                    "Enable push for Demo App in the Console (its Settings tab), then send.\n"
+                )
+            )
+            self.stdout.write(
+                export_block(
+                    app=app,
+                    secret=secret,
+                    admin=(admin, admin_password),
+                    user=(user, user_password),
                 )
             )
         app = App.objects.get(app_id=json.loads((DEMO_DIR / "demo.json").read_text())["app_id"])
@@ -151,6 +160,23 @@ class Command(BaseCommand):
                 token_hmac=device_token_hmac(transport, value),
                 label=f"Demo {platform} device",
             )
+
+
+def export_block(*, app: App, secret: str, admin: tuple[User, str], user: tuple[User, str]) -> str:
+    """Return shell `export` lines that make the README's curl examples work when pasted."""
+    values = {
+        "B": f"http://127.0.0.1:{PORTS['web']}",
+        "APP_ID": app.client_id,
+        "CLIENT_ID": app.client_id,
+        "CLIENT_SECRET": secret,
+        "ADMIN_EMAIL": admin[0].email,
+        "ADMIN_PASSWORD": admin[1],
+        "USER_ID": str(user[0].pk),
+        "USER_EMAIL": user[0].email,
+        "USER_PASSWORD": user[1],
+    }
+    lines = "\n".join(f"export {name}={shlex.quote(value)}" for name, value in values.items())
+    return f"\n# Paste into a shell to run the README's curl examples against this demo:\n{lines}\n"
 
 
 def _password() -> str:

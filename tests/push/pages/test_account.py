@@ -7,7 +7,15 @@ from django.test import Client
 
 from push.models import Device
 from push.services.config import push_config_for
-from tests.factories import enable_push, enroll, make_admin, make_app, make_user, register
+from tests.factories import (
+    enable_push,
+    enroll,
+    make_admin,
+    make_app,
+    make_push_app,
+    make_user,
+    register,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -88,14 +96,37 @@ def test_revoke_needs_the_csrf_token(app, person):
 
 
 def test_account_offers_browser_push_with_the_default_apps_vapid_key(app, person, settings):
-    client = Client()
-    client.force_login(person)
+    stranger = Client()
+    stranger.force_login(make_user())
     settings.PUSH_DEFAULT_APP_ID = ""
-    assert "not set up on this Keymaster" in client.get("/account").content.decode()
+    assert "No app you belong to sends" in stranger.get("/account").content.decode()
     settings.PUSH_DEFAULT_APP_ID = str(app.app_id)
-    page = client.get("/account").content.decode()
+    page = stranger.get("/account").content.decode()
     assert f'data-vapid-key="{push_config_for(app).vapid_public_key}"' in page
     assert "Enable notifications in this browser" in page
+    assert f"can receive <strong>{app.name}</strong>" in page
+
+
+def test_the_browser_card_lets_a_member_of_several_apps_pick_one(app, person, settings):
+    settings.PUSH_DEFAULT_APP_ID = ""
+    second = make_push_app()
+    enroll(second, person)
+    client = Client()
+    client.force_login(person)
+    page = client.get("/account").content.decode()
+    assert '<select id="push-app">' in page
+    for each in (app, second):
+        key = push_config_for(each).vapid_public_key
+        assert f'<option value="{each.app_id}" data-vapid-key="{key}">{each.name}</option>' in page
+
+
+def test_people_who_administer_nothing_see_no_console_link(app, person):
+    client = Client()
+    client.force_login(person)
+    assert 'href="/console/"' not in client.get("/account").content.decode()
+    admin = Client()
+    admin.force_login(make_admin(app))
+    assert 'href="/console/"' in admin.get("/account").content.decode()
 
 
 def test_service_worker_is_served_from_the_root():

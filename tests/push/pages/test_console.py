@@ -1,4 +1,4 @@
-"""The Console's app pages and Notifications tab, and the Account page (Django test client)."""
+"""The Console's app pages and tabs, each at its own URL (Django test client)."""
 
 from __future__ import annotations
 
@@ -55,7 +55,13 @@ def browser(admin):
 
 
 def tab(app, suffix=""):
-    return f"/console/apps/{app.app_id}/notifications/{suffix}"
+    """The Settings tab and its forms."""
+    return f"/console/apps/{app.app_id}/settings/{suffix}"
+
+
+def at(app, section, suffix=""):
+    """Another tab of the app: devices, notifications, receipts, users, audit."""
+    return f"/console/apps/{app.app_id}/{section}/{suffix}"
 
 
 def actions(app):
@@ -141,7 +147,7 @@ def test_disable_switches_push_off_and_is_audited(app, browser, admin):
 
 def test_settings_save_webhook_url_and_quota(app, browser):
     response = browser.post(
-        tab(app, "settings"), {"webhook_url": "https://8.8.8.8/hooks/push", "daily_quota": "500"}
+        tab(app, "save"), {"webhook_url": "https://8.8.8.8/hooks/push", "daily_quota": "500"}
     )
     assert response.status_code == 302
     config = push_config_for(app)
@@ -172,9 +178,11 @@ def test_settings_save_webhook_url_and_quota(app, browser):
 )
 def test_settings_show_inline_errors_and_change_nothing(app, browser, data, field, message):
     before = push_config_for(app).daily_quota
-    response = browser.post(tab(app, "settings"), data)
-    assert response.status_code == 400
-    page = response.content.decode()
+    response = browser.post(tab(app, "save"), data)
+    # Post/Redirect/Get: the errors are shown by the next GET, not by the POST's answer.
+    assert response.status_code == 302 and response.url.endswith("#settings")
+    page = browser.get(response.url).content.decode()
+    assert "data-form-error" in page
     # The message sits next to the field, which is marked invalid and points at it.
     assert f'id="settings_{field}_error"' in page and message in page
     assert 'aria-invalid="true"' in page
@@ -243,9 +251,9 @@ def test_fcm_service_account_upload_shows_only_project_and_email(app, browser):
 )
 def test_fcm_upload_errors_are_shown_on_the_file_field(app, browser, upload, message):
     response = browser.post(tab(app, "fcm"), {"file": upload} if upload else {})
-    assert response.status_code == 400
-    assert 'id="fcm_file_error"' in response.content.decode()
-    assert message in response.content.decode()
+    assert response.status_code == 302
+    page = browser.get(response.url).content.decode()
+    assert 'id="fcm_file_error"' in page and message in page
     assert push_config_for(app).fcm_project_id == "" and actions(app) == []
 
 
@@ -289,14 +297,14 @@ def test_usage_shows_today_against_quota_and_draws_the_chart(app, browser):
     enable_push(app, daily_quota=250)
     _delivery(app, "delivered", timezone.now())
     _delivery(app, "failed", timezone.now())
-    page = browser.get(tab(app)).content.decode()
+    page = browser.get(f"/console/apps/{app.app_id}/").content.decode()
     assert "of 250 notifications sent today" in page
     assert '<svg class="chart"' in page
     assert page.count('class="bar delivered"') == 1 and page.count('class="bar failed"') == 1
 
 
 def test_usage_without_deliveries_says_so(app, browser):
-    page = browser.get(tab(app)).content.decode()
+    page = browser.get(f"/console/apps/{app.app_id}/").content.decode()
     assert "No deliveries in the last 14 days" in page and "<svg" not in page
 
 
@@ -314,7 +322,8 @@ def member(app):
 
 def test_test_send_queues_a_notification_and_shows_it(app, browser, member):
     response = browser.post(
-        tab(app, "test"), {"email": "Member@Example.com", "title": "Hello", "body": "It works"}
+        at(app, "notifications", "test"),
+        {"email": "Member@Example.com", "title": "Hello", "body": "It works"},
     )
     assert response.status_code == 302
     notification = Notification.objects.get(app=app)
@@ -323,26 +332,34 @@ def test_test_send_queues_a_notification_and_shows_it(app, browser, member):
         "Hello",
         "queued",
     )
-    assert f"sent={notification.id}" in response.url
+    # Redirected to the notification's own page: a reload shows it again, never resends.
+    assert response.url == at(app, "notifications", f"{notification.id}/")
     page = browser.get(response.url).content.decode()
-    assert f'data-poll="{tab(app, f"sent/{notification.id}")}"' in page
-    assert 'data-status="queued"' in page
+    assert 'data-status="queued"' in page and "It works" in page
+    assert "The Console (test send by" in page
+    browser.get(response.url)
+    assert Notification.objects.count() == 1
     event = AuditEvent.objects.get(app=app, action="notification.test_send")
     assert event.detail == {"notification_id": str(notification.id), "to": "member@example.com"}
 
 
 def test_the_polled_fragment_follows_the_notification(app, browser, member):
-    browser.post(tab(app, "test"), {"email": member.email, "title": "Hi", "body": "There"})
+    browser.post(
+        at(app, "notifications", "test"), {"email": member.email, "title": "Hi", "body": "There"}
+    )
     notification = Notification.objects.get(app=app)
     Delivery.objects.filter(notification=notification).update(status="delivered")
     Notification.objects.filter(pk=notification.pk).update(status="delivered")
-    fragment = browser.get(tab(app, f"sent/{notification.id}")).content.decode()
+    fragment = browser.get(at(app, "notifications", f"{notification.id}/status")).content.decode()
     assert 'data-status="delivered"' in fragment and "<html" not in fragment
     other = make_push_app()
     other_admin = Client()
     other_admin.force_login(make_admin(other))
-    url = f"/console/apps/{other.app_id}/notifications/sent/{notification.id}"
-    assert other_admin.get(url).status_code == 404
+    for url in (
+        f"/console/apps/{other.app_id}/notifications/{notification.id}/status",
+        f"/console/apps/{other.app_id}/notifications/{notification.id}/",
+    ):
+        assert other_admin.get(url).status_code == 404
 
 
 @pytest.mark.parametrize(
@@ -355,18 +372,22 @@ def test_the_polled_fragment_follows_the_notification(app, browser, member):
 )
 def test_test_send_explains_a_bad_recipient(app, browser, member, email, message):
     make_user(email="outsider@example.com")
-    response = browser.post(tab(app, "test"), {"email": email, "title": "Hi", "body": "There"})
-    assert response.status_code == 400
-    assert 'id="test_email_error"' in response.content.decode()
-    assert message in response.content.decode()
+    response = browser.post(
+        at(app, "notifications", "test"), {"email": email, "title": "Hi", "body": "There"}
+    )
+    assert response.status_code == 302 and response.url.endswith("#test-send")
+    page = browser.get(response.url).content.decode()
+    assert 'id="test_email_error"' in page and message in page
     assert not Notification.objects.exists()
 
 
 def test_test_send_when_push_is_off_says_so(app, browser, member):
     PushConfig.objects.filter(app=app).update(enabled=False)
-    response = browser.post(tab(app, "test"), {"email": member.email, "title": "x", "body": "y"})
-    assert response.status_code == 400
-    assert "Push notifications are not enabled for this app." in response.content.decode()
+    response = browser.post(
+        at(app, "notifications", "test"), {"email": member.email, "title": "x", "body": "y"}
+    )
+    page = browser.get(response.url).content.decode()
+    assert "Push notifications are not enabled for this app." in page
 
 
 # --- devices ------------------------------------------------------------------------------------
@@ -380,25 +401,26 @@ def test_devices_are_counted_by_platform_filtered_and_paginated(app, browser, se
     for _ in range(22):
         register(alice, app, platform="android")
     register(bob, app, platform="ios")
-    page = browser.get(tab(app)).content.decode()
+    devices = at(app, "devices")
+    page = browser.get(devices).content.decode()
     assert "<strong>22</strong> Android" in page and "<strong>1</strong> iOS" in page
     assert "Page 1 of 2 (23 devices)" in page
-    assert "Page 2 of 2" in browser.get(tab(app) + "?page=2").content.decode()
-    only_ios = browser.get(tab(app) + "?platform=ios").content.decode()
+    assert "Page 2 of 2" in browser.get(devices + "?page=2").content.decode()
+    only_ios = browser.get(devices + "?platform=ios").content.decode()
     assert "bob@example.com" in only_ios and "alice@example.com</td>" not in only_ios
-    by_email = browser.get(tab(app) + "?email=BOB").content.decode()
+    by_email = browser.get(devices + "?email=BOB").content.decode()
     assert "bob@example.com</td>" in by_email and "alice@example.com</td>" not in by_email
-    assert "No device matches" in browser.get(tab(app) + "?email=zed").content.decode()
+    assert "No device matches" in browser.get(devices + "?email=zed").content.decode()
 
 
 def test_no_devices_explains_how_to_register_one(app, browser):
-    assert "No devices yet." in browser.get(tab(app)).content.decode()
+    assert "No devices yet." in browser.get(at(app, "devices")).content.decode()
 
 
 def test_admin_removes_a_device_of_their_app_and_it_is_audited(app, browser, member):
     device = Device.objects.get(app=app)
-    response = browser.post(tab(app, f"devices/{device.id}/remove"))
-    assert response.status_code == 302 and response.url.endswith("#devices")
+    response = browser.post(at(app, "devices", f"{device.id}/remove"))
+    assert response.status_code == 302 and response.url == at(app, "devices")
     assert not Device.objects.filter(pk=device.pk).exists()
     event = AuditEvent.objects.get(app=app, action="device.remove")
     assert event.detail["device_id"] == str(device.id) and event.actor.email != member.email
@@ -409,7 +431,7 @@ def test_admin_cannot_remove_another_apps_device(app, browser):
     user = make_user()
     enroll(other, user)
     device = register(user, other)
-    assert browser.post(tab(app, f"devices/{device.id}/remove")).status_code == 404
+    assert browser.post(at(app, "devices", f"{device.id}/remove")).status_code == 404
     assert Device.objects.filter(pk=device.pk).exists()
     assert not AuditEvent.objects.filter(action="device.remove").exists()
 
@@ -433,22 +455,28 @@ def _receipt(app, status=ReceiptStatus.FAILED):
 
 
 def test_recent_notifications_show_each_device_outcome(app, browser, member):
-    browser.post(tab(app, "test"), {"email": member.email, "title": "Shift soon", "body": "b"})
+    browser.post(
+        at(app, "notifications", "test"),
+        {"email": member.email, "title": "Shift soon", "body": "b"},
+    )
     Delivery.objects.filter(app=app).update(
         status="failed", error="THIRD_PARTY_AUTH_ERROR", error_detail="APNs rejected the key"
     )
-    page = browser.get(tab(app)).content.decode()
+    notification = Notification.objects.get(app=app)
+    page = browser.get(at(app, "notifications")).content.decode()
     assert "Shift soon" in page and "member@example.com" in page
-    assert "APNs rejected the key" in page
+    assert at(app, "notifications", f"{notification.id}/") in page
+    detail = browser.get(at(app, "notifications", f"{notification.id}/")).content.decode()
+    assert "APNs rejected the key" in detail and "THIRD_PARTY_AUTH_ERROR" in detail
 
 
 def test_receipts_show_attempts_and_can_be_redelivered(app, browser):
     enable_push(app)
     receipt = _receipt(app)
-    page = browser.get(tab(app)).content.decode()
+    page = browser.get(at(app, "receipts")).content.decode()
     assert receipt.webhook_id in page and "HTTP 503" in page and "42 ms" in page
-    response = browser.post(tab(app, f"receipts/{receipt.id}/redeliver"))
-    assert response.status_code == 302 and response.url.endswith("#receipts")
+    response = browser.post(at(app, "receipts", f"{receipt.id}/redeliver"))
+    assert response.status_code == 302 and response.url == at(app, "receipts")
     receipt.refresh_from_db()
     assert receipt.status == ReceiptStatus.PENDING
     assert actions(app)[-1] == "receipt.redeliver"
@@ -456,21 +484,24 @@ def test_receipts_show_attempts_and_can_be_redelivered(app, browser):
 
 def test_redeliver_of_another_apps_receipt_is_404(app, browser):
     receipt = _receipt(make_app()[0])
-    assert browser.post(tab(app, f"receipts/{receipt.id}/redeliver")).status_code == 404
+    assert browser.post(at(app, "receipts", f"{receipt.id}/redeliver")).status_code == 404
     assert Receipt.objects.get(pk=receipt.pk).status == ReceiptStatus.FAILED
 
 
 def test_audit_lists_who_did_what_and_when(app, browser, admin):
     browser.post(tab(app, "enabled"), {"enabled": "1"})
     browser.post(tab(app, "webhook-secret/rotate"))
-    page = browser.get(tab(app)).content.decode()
+    page = browser.get(at(app, "audit")).content.decode()
     audit = page[page.index('id="audit"') :]
     assert "Changed the push settings" in audit and "Rotated the webhook secret" in audit
     assert audit.count(admin.email) == 2
     assert "<time datetime=" in audit and 'UTC"' in audit
 
 
-def test_the_tab_makes_the_same_queries_for_one_row_or_many(app, browser, admin, settings):
+@pytest.mark.parametrize("section", ["devices", "notifications", "receipts", "users", "audit"])
+def test_each_tab_makes_the_same_queries_for_one_row_or_many(
+    app, browser, admin, settings, section
+):
     settings.PUSH_REGISTRATIONS_PER_HOUR = 100
     enable_push(app)
 
@@ -479,12 +510,14 @@ def test_the_tab_makes_the_same_queries_for_one_row_or_many(app, browser, admin,
         enroll(app, user)
         register(user, app)
         register(user, app, platform="ios")
-        browser.post(tab(app, "test"), {"email": user.email, "title": "t", "body": "b"})
+        browser.post(
+            at(app, "notifications", "test"), {"email": user.email, "title": "t", "body": "b"}
+        )
         _receipt(app)
 
     def queries():
         with CaptureQueriesContext(connection) as captured:
-            assert browser.get(tab(app)).status_code == 200
+            assert browser.get(at(app, section)).status_code == 200
         return len(captured.captured_queries)
 
     add_activity()

@@ -1,0 +1,88 @@
+"""Running an app from the Console: create, rename, rotate, enroll and admins, each audited.
+
+Enrollment and admins by email never tell the caller whether an address has an account (an
+admin must not learn who uses other apps): an unknown address is skipped silently, and the
+audit keeps what was asked. The rule lives here, so changing it is changing this module.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import transaction
+
+from accounts.models import App, AppAdmin, Enrollment, User
+from accounts.services import app_admin_add, app_create, app_rotate_secret, enrollment_add
+from keymaster.errors import NotFound
+from push.services.audit import audit_record
+
+logger = logging.getLogger(__name__)
+
+
+@transaction.atomic
+def app_create_by_admin(*, name: str, actor: User) -> tuple[App, str]:
+    """Create an app; return it with its client secret, shown this once."""
+    app, secret = app_create(name=name)
+    audit_record(app=app, actor=actor, action="app.create", name=app.name)
+    logger.info("app %s created from the Console", app.pk)
+    return app, secret
+
+
+@transaction.atomic
+def app_rename(*, app: App, name: str, actor: User) -> App:
+    """Rename the app."""
+    old = app.name
+    app.name = name.strip()
+    app.save(update_fields=["name"])
+    audit_record(app=app, actor=actor, action="app.rename", old=old, new=app.name)
+    return app
+
+
+@transaction.atomic
+def app_client_secret_rotate(*, app: App, actor: User) -> str:
+    """Replace the app's client secret (older client tokens stop working); return it once."""
+    secret = app_rotate_secret(app=app)
+    audit_record(app=app, actor=actor, action="client_secret.rotate")
+    return secret
+
+
+def _users_by_email(emails: list[str]) -> list[User]:
+    return list(User.objects.filter(email__in=[e.strip().lower() for e in emails]))
+
+
+@transaction.atomic
+def enrollments_add_by_email(*, app: App, emails: list[str], actor: User) -> None:
+    """Enroll every address that has an account; the others are skipped without a word."""
+    for user in _users_by_email(emails):
+        enrollment_add(app=app, user=user)
+    audit_record(app=app, actor=actor, action="enrollment.add", emails=emails)
+
+
+@transaction.atomic
+def enrollment_remove_by_admin(*, app: App, user_id: Any, actor: User) -> None:
+    """Remove one enrollment of the app (its devices stay until they are removed)."""
+    enrollment = Enrollment.objects.filter(app=app, user_id=user_id).select_related("user")
+    found = enrollment.first()
+    if found is None:
+        raise NotFound("That user is not enrolled in this app.")
+    found.delete()
+    audit_record(app=app, actor=actor, action="enrollment.remove", email=found.user.email)
+
+
+@transaction.atomic
+def app_admin_add_by_email(*, app: App, email: str, actor: User) -> None:
+    """Make the account with `email` an admin of the app, if there is one (said the same way)."""
+    for user in _users_by_email([email]):
+        app_admin_add(app=app, user=user)
+    audit_record(app=app, actor=actor, action="admin.add", email=email.strip().lower())
+
+
+@transaction.atomic
+def app_admin_remove(*, app: App, user_id: Any, actor: User) -> None:
+    """Remove one of the app's admins."""
+    admin = AppAdmin.objects.filter(app=app, user_id=user_id).select_related("user").first()
+    if admin is None:
+        raise NotFound("That person is not an admin of this app.")
+    admin.delete()
+    audit_record(app=app, actor=actor, action="admin.remove", email=admin.user.email)
