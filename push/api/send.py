@@ -13,7 +13,9 @@ from rest_framework.views import APIView
 
 from accounts.permissions import HasPushSendScope
 from accounts.tokens import ClientTokenAuthentication
+from keymaster import metrics
 from keymaster.errors import InvalidInput, validated
+from keymaster.logs import log_ids
 from keymaster.openapi import errors
 from push.selectors import app_for_send
 from push.serializers import (
@@ -106,12 +108,14 @@ class _SendView(APIView):
         data = validated(self.input, request.data)
         app, headers = request.user.app, {}
         config = getattr(app, "push_config", None)  # loaded with the app (get_authenticators)
+        log_ids(app_id=app.app_id)
 
         def send() -> tuple[int, dict]:
             ids, take = notifications_send(
                 app=app, drafts=self.drafts(data), dry_run=data["dry_run"], config=config
             )
             headers.update(quota_headers(take))
+            metrics.notifications_accepted(self.endpoint, len(ids))
             return (200 if data["dry_run"] else 202), self.answer(ids, data["dry_run"])
 
         status, body, replayed = send_idempotently(

@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from keymaster import metrics
 from keymaster.outage import through_db_outage
 from push.models import (
     Delivery,
@@ -125,6 +126,7 @@ def deliveries_send(delivery_ids: list[int]) -> dict[str, int]:
     jobs, early = _jobs(deliveries, loaded, unreadable)
     outcomes = dict(early)
     outcomes.update(_send(jobs))
+    metrics.deliveries_answered(deliveries, outcomes, {j.delivery.id: j.transport for j in jobs})
     # Sent is sent: if the database went away meanwhile, wait for it rather than send again.
     counts, receipts = through_db_outage(deliveries_record)(deliveries, outcomes, claim=True)
     # Committed: their receipts go out now, from this task (claimed for it when created).

@@ -1,0 +1,1 @@
+"""The worker path: claiming, sending, recording, receipts, retries, sweeps and housekeeping."""
