@@ -18,9 +18,11 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from keymaster.outage import through_db_outage
@@ -55,12 +57,24 @@ def _limits() -> None:
             cursor.execute(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}")
 
 
-def _ended_batch(cutoff: datetime, after: datetime | None, size: int) -> list[tuple]:
-    """(id, created_at) of up to `size` notifications accepted before `cutoff`, after `after`."""
-    rows = Notification.objects.filter(created_at__lt=cutoff).order_by("created_at")
+Position = tuple[datetime, Any]  # (created_at, id): where the next batch starts reading
+
+
+def _ended_batch(cutoff: datetime, after: Position | None, size: int) -> list[tuple]:
+    """(id, status, created_at) of up to `size` notifications accepted before `cutoff`.
+
+    In (created_at, id) order from `after`: one send stores many with the same created_at.
+    """
+    rows = Notification.objects.filter(created_at__lt=cutoff).order_by("created_at", "id")
     if after is not None:
-        rows = rows.filter(created_at__gt=after)
+        at, pk = after
+        rows = rows.filter(Q(created_at__gt=at) | Q(created_at=at, id__gt=pk))
     return list(rows.values_list("id", "status", "created_at")[:size])
+
+
+def _raw_delete(rows: QuerySet) -> int:
+    # One DELETE, no cascade: the ORM's would load every row to delete it.
+    return rows._raw_delete(connection.alias) or 0
 
 
 def _deletable(ids: list) -> list:
@@ -77,8 +91,8 @@ def _deletable(ids: list) -> list:
 
 
 def notifications_prune_batch(
-    cutoff: datetime, after: datetime | None, size: int
-) -> tuple[dict[str, int], datetime | None]:
+    cutoff: datetime, after: Position | None, size: int
+) -> tuple[dict[str, int], Position | None]:
     """Delete one batch; return what it deleted and where the next batch starts (None: done)."""
     with transaction.atomic():
         _limits()
@@ -89,16 +103,14 @@ def notifications_prune_batch(
         ids = _deletable(ended) if ended else []
         deliveries = Delivery.objects.filter(notification_id__in=ids)
         receipts = Receipt.objects.filter(delivery__notification_id__in=ids)
-        deleted = {
-            # Raw deletes, children first: the ORM's cascade would load every row to delete it.
-            "receipt_attempts": ReceiptAttempt.objects.filter(receipt__in=receipts)._raw_delete(
-                connection.alias
-            ),
-            "receipts": receipts._raw_delete(connection.alias),
-            "deliveries": deliveries._raw_delete(connection.alias),
-            "notifications": Notification.objects.filter(id__in=ids)._raw_delete(connection.alias),
+        deleted = {  # children first
+            "receipt_attempts": _raw_delete(ReceiptAttempt.objects.filter(receipt__in=receipts)),
+            "receipts": _raw_delete(receipts),
+            "deliveries": _raw_delete(deliveries),
+            "notifications": _raw_delete(Notification.objects.filter(id__in=ids)),
         }
-    return deleted, rows[-1][2]
+    last_id, _, last_at = rows[-1]
+    return deleted, (last_at, last_id)
 
 
 def audit_prune_batch(cutoff: datetime, size: int) -> int:
@@ -106,7 +118,7 @@ def audit_prune_batch(cutoff: datetime, size: int) -> int:
     with transaction.atomic():
         _limits()
         ids = list(AuditEvent.objects.filter(at__lt=cutoff).values_list("id", flat=True)[:size])
-        return AuditEvent.objects.filter(id__in=ids)._raw_delete(connection.alias) if ids else 0
+        return _raw_delete(AuditEvent.objects.filter(id__in=ids)) if ids else 0
 
 
 def retention_prune(*, now: datetime | None = None, pause: float = PAUSE_SECONDS) -> dict:
