@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils.http import urlencode
 
 from keymaster.errors import InvalidInput, KeymasterError, NotFound
+from push.delivery.stale_devices import devices_going_stale
 from push.forms import (
     DeviceFilterForm,
     PushSettingsForm,
@@ -95,6 +96,7 @@ def _tab_context(request: HttpRequest, app: Any, forms: dict[str, Form]) -> dict
         "used_today": notifications_today(config),
         "chart": outcome_chart(delivery_outcomes_by_day(app)),
         "platform_counts": device_counts_by_platform(app),
+        "going_stale": devices_going_stale(app=app),
         "device_filter": device_filter,
         "devices": Paginator(devices, DEVICES_PER_PAGE).get_page(request.GET.get("page")),
         "device_query": _device_query(device_filter),

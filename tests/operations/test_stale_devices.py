@@ -69,3 +69,15 @@ def test_the_devices_going_within_30_days_are_counted(apps):
     _aged(register(user, second), 260)
     assert devices_going_stale(app=first) == 1
     assert devices_going_stale(app=second) == 1
+
+
+def test_the_console_shows_how_many_devices_will_go(apps, client):
+    first, _, user = apps
+    _aged(register(user, first), 250)
+    admin = make_user()
+    from accounts.services import app_admin_add
+
+    app_admin_add(app=first, user=admin)
+    client.force_login(admin)
+    page = client.get(f"/console/apps/{first.app_id}/notifications/").content.decode()
+    assert "1 device will be removed within 30 days" in page
