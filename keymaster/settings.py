@@ -303,6 +303,9 @@ if PROMETHEUS_MULTIPROC_DIR:
     Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
 # `/readyz` answers 503 once the oldest due delivery has waited this long.
 READY_MAX_LAG_SECONDS = _positive_int("READY_MAX_LAG_SECONDS", 300)
+# ... and when no qcluster worker has beaten for this long; each worker beats this often.
+READY_WORKER_SECONDS = _positive_int("READY_WORKER_SECONDS", 60)
+WORKER_HEARTBEAT_SECONDS = _positive_int("WORKER_HEARTBEAT_SECONDS", 15)
 # Days an ended notification (its deliveries, receipts and their attempts) is kept.
 RETENTION_DAYS = _positive_int("RETENTION_DAYS", 30)
 AUDIT_RETENTION_DAYS = _positive_int("AUDIT_RETENTION_DAYS", 365)

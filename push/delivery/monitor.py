@@ -28,10 +28,6 @@ from push.models import (
 
 logger = logging.getLogger(__name__)
 
-HEARTBEAT_SECONDS = 15
-# A worker not heard from for this long is taken for gone (the issue's "last minute").
-WORKER_SEEN_SECONDS = 60
-
 
 def queue_state(*, now: datetime | None = None) -> dict[str, tuple[int, float]]:
     """Per kind (deliveries, receipts): how many are due now, and the oldest one's age (s)."""
@@ -80,8 +76,8 @@ def worker_beat(name: str, *, now: datetime | None = None) -> None:
 
 
 def workers_seen(*, now: datetime | None = None) -> int:
-    """How many workers beat within WORKER_SEEN_SECONDS."""
-    since = (now or timezone.now()) - timedelta(seconds=WORKER_SEEN_SECONDS)
+    """How many workers beat within READY_WORKER_SECONDS."""
+    since = (now or timezone.now()) - timedelta(seconds=settings.READY_WORKER_SECONDS)
     return WorkerHeartbeat.objects.filter(seen_at__gte=since).count()
 
 
@@ -103,7 +99,7 @@ def readiness() -> dict[str, str]:
         logger.warning("readyz: database unavailable: %s", type(exc).__name__)
         return {"database": "unavailable", "workers": "unknown", "delivery_lag": "unknown"}
     if not seen:
-        checks["workers"] = f"no qcluster worker seen in the last {WORKER_SEEN_SECONDS} s"
+        checks["workers"] = f"no qcluster worker seen in the last {settings.READY_WORKER_SECONDS} s"
     if lag >= settings.READY_MAX_LAG_SECONDS:
         checks["delivery_lag"] = (
             f"the oldest due delivery has waited {int(lag)} s "
@@ -113,7 +109,7 @@ def readiness() -> dict[str, str]:
 
 
 def heartbeat_start(sender: object = None, proc_name: str = "", **kwargs: object) -> None:
-    """Beat every HEARTBEAT_SECONDS from a thread of this worker process, while it lives.
+    """Beat every WORKER_HEARTBEAT_SECONDS from a thread of this worker process, while it lives.
 
     Connected to django-q2's `post_spawn` (push.apps): a thread, not a scheduled task, because
     django-q2 runs its scheduler every 30 s and a once-a-minute task can run 90 s apart.
@@ -130,4 +126,4 @@ def _beat_forever(name: str) -> None:
         except DatabaseError as exc:  # down for now: the next beat tries again
             logger.warning("heartbeat: database unavailable: %s", type(exc).__name__)
             connection.close()
-        stop.wait(HEARTBEAT_SECONDS)
+        stop.wait(settings.WORKER_HEARTBEAT_SECONDS)
