@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
+from django.core.signals import request_finished
 from django.http import HttpRequest, HttpResponse
 
 LOG_IDS = ("request_id", "app_id", "notification_id", "delivery_id", "provider")
@@ -51,6 +52,16 @@ class LogIdsFilter(logging.Filter):
         return True
 
 
+def formatter(name: str) -> logging.Formatter:
+    """The formatter LOGGING names `name` ("plain" or "json"), built as logging would."""
+    from logging.config import DictConfigurator
+
+    from django.conf import settings
+
+    config = dict(settings.LOGGING["formatters"][name])
+    return DictConfigurator({}).configure_formatter(config)
+
+
 def request_id_for(request: HttpRequest) -> str:
     """The request's own X-Request-ID when it is sane, else a new one."""
     given = request.headers.get("X-Request-ID", "")
@@ -65,10 +76,16 @@ class RequestIdMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         request_id = request_id_for(request)
-        token = _bound.set({"request_id": request_id})
-        try:
-            response = self.get_response(request)
-        finally:
-            _bound.reset(token)
+        # Bound until the request is finished, not just until the view returns: Django logs
+        # a 4xx/5xx answer (django.request) after the middleware chain.
+        _bound.set({"request_id": request_id})
+        response = self.get_response(request)
         response["X-Request-ID"] = request_id
         return response
+
+
+def _unbind(**kwargs: Any) -> None:
+    _bound.set(None)
+
+
+request_finished.connect(_unbind, dispatch_uid="keymaster-log-ids-unbind")

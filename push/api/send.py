@@ -99,6 +99,7 @@ class _SendView(APIView):
         return {**body, "dry_run": True} if dry_run else body
 
     def post(self, request: Request) -> Response:
+        log_ids(app_id=request.user.app.app_id)
         key = request.headers.get("Idempotency-Key")
         # Printable ASCII, as the IETF draft's sf-string: a NUL would reach PostgreSQL.
         if key is not None and not (0 < len(key) <= MAX_KEY_LENGTH and _PRINTABLE.fullmatch(key)):
@@ -108,7 +109,6 @@ class _SendView(APIView):
         data = validated(self.input, request.data)
         app, headers = request.user.app, {}
         config = getattr(app, "push_config", None)  # loaded with the app (get_authenticators)
-        log_ids(app_id=app.app_id)
 
         def send() -> tuple[int, dict]:
             ids, take = notifications_send(

@@ -176,7 +176,13 @@ def _jobs(
             try:
                 jobs.append(_job(delivery, device))
             except Exception as exc:  # a corrupt row: this delivery fails, not its chunk
-                logger.error("delivery %s: cannot build its message: %s", delivery.id, exc)
+                ids = {"app_id": delivery.app_id, "notification_id": delivery.notification_id}
+                logger.error(
+                    "delivery %s: cannot build its message: %s",
+                    delivery.id,
+                    exc,
+                    extra={**ids, "delivery_id": delivery.id},
+                )
                 early[delivery.id] = outcome_for_bug(exc)
     return jobs, early
 
@@ -204,7 +210,12 @@ def _send(jobs: list[_Job]) -> dict[int, Outcome]:
         try:
             return await _send_app(configs[app_id], group)
         except Exception as exc:  # the app's config cannot be used: its deliveries fail alone
-            logger.error("app %s: cannot send with its push config: %s", app_id, exc)
+            logger.error(
+                "app %s: cannot send with its push config: %s",
+                app_id,
+                exc,
+                extra={"app_id": app_id},
+            )
             broken = outcome_for_bug(unreadable.get(app_id, exc))
             return {job.delivery.id: broken for job in group}
 
