@@ -25,6 +25,7 @@ from push.models import (
     ReceiptStatus,
 )
 from tests.factories import make_app
+from tests.figures import figures_record
 
 OLD = 40  # days: past the default 30
 ENDED = 50_000  # old, ended notifications, two deliveries each, one receipt and attempt each
@@ -162,6 +163,21 @@ def test_prune_deletes_what_ended_before_the_window_and_keeps_the_rest(stored, s
     assert totals["deliveries"] == 2 * ENDED
     assert totals["receipts"] == totals["receipt_attempts"] == ENDED
     assert totals["audit_events"] == 3000
+    rows = sum(totals[name] for name in ("notifications", "deliveries", "receipts"))
+    rows += totals["receipt_attempts"] + totals["audit_events"]
+    figures_record(
+        "retention",
+        "prune",
+        {
+            "rows_deleted": rows,
+            "notifications_deleted": totals["notifications"],
+            "batch": settings.RETENTION_BATCH,
+            "batches": totals["batches"],
+            "seconds": totals["seconds"],
+            "rows_per_second": round(rows / totals["seconds"]),
+            "notifications_per_second": round(totals["notifications"] / totals["seconds"]),
+        },
+    )
     # Bounded: no batch deleted more than RETENTION_BATCH notifications.
     assert totals["batches"] >= ENDED // settings.RETENTION_BATCH
     assert set(Notification.objects.values_list("id", flat=True)) == kept
