@@ -209,3 +209,20 @@ def test_counts_add_up_across_two_gunicorn_workers_and_a_qcluster(providers, tmp
     assert posts == sent
     # The web processes and the worker each wrote their own file.
     assert len(list(directory.glob("counter_*.db"))) >= 3
+
+
+@pytest.mark.django_db
+def test_the_sample_alerts_use_only_metrics_keymaster_exposes():
+    import re
+
+    import yaml
+
+    rules = yaml.safe_load((ROOT / "docs" / "prometheus-alerts.yml").read_text())
+    exprs = " ".join(rule["expr"] for group in rules["groups"] for rule in group["rules"])
+    used = set(re.findall(r"\bkeymaster_[a-z_]+", exprs))
+    families = text_string_to_metric_families(
+        Client(REMOTE_ADDR="127.0.0.1").get("/metrics").content.decode()
+    )
+    exposed = {family.name for family in families}
+    exposed |= {f"{name}_total" for name in exposed}
+    assert used and used <= exposed, used - exposed
