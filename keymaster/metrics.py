@@ -178,17 +178,6 @@ class _QueueCollector(Collector):
         )
 
 
-def _registry() -> CollectorRegistry:
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-    else:
-        registry = CollectorRegistry()
-        registry.register(_Forward(REGISTRY))
-    registry.register(_QueueCollector())
-    return registry
-
-
 class _Forward(Collector):
     """This process's own metrics, for a registry built per scrape."""
 
@@ -197,6 +186,17 @@ class _Forward(Collector):
 
     def collect(self) -> Iterable[Any]:
         return self.source.collect()
+
+
+def _registry() -> CollectorRegistry:
+    """A registry for one scrape: every process's counts (or this one's), and the gauges."""
+    registry = CollectorRegistry()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry.register(_Forward(REGISTRY))
+    registry.register(_QueueCollector())
+    return registry
 
 
 def _allowed(request: HttpRequest) -> bool:
