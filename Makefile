@@ -4,14 +4,17 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format install migrate demo clean fuzz bench bench-soak screenshots
+.PHONY: run test lint format install migrate demo clean fuzz bench bench-soak screenshots lock lock-check
 
-$(STAMP): requirements.txt
+# The locks, with hashes (requirements.txt: production; requirements-dev.txt: tests, lint, fuzzing,
+# the benchmark). --no-deps: the locks name every package; the client is installed editable
+# without its dependencies (they are in the dev lock) and without build isolation (its build
+# backend, setuptools, is locked too), so nothing is fetched that was not hashed.
+$(STAMP): requirements.txt requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed (set PYTHON=...)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
-	$(PY) -m pip install --quiet -e ./clients/python
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements.txt -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e ./clients/python
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -69,6 +72,17 @@ screenshots: $(STAMP)
 	$(PY) -m pytest tests/e2e -q -p no:randomly $(PYTEST_ARGS)
 	mkdir -p docs/screenshots
 	for name in $(README_SCREENSHOTS); do cp artifacts/screenshots/$$name.png docs/screenshots/; done
+
+# Recompile the locks after changing requirements.in / requirements-dev.in (pins already in a
+# lock are kept; add --upgrade-package NAME to move one).
+PIP_COMPILE := $(VENV)/bin/pip-compile --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links --quiet
+lock: $(STAMP)
+	$(PIP_COMPILE) -o requirements.txt requirements.in
+	$(PIP_COMPILE) -o requirements-dev.txt requirements-dev.in
+
+# Fails when a lock is out of date with its .in file (CI runs it).
+lock-check: $(STAMP)
+	$(PY) .ci/lock_check.py
 
 clean:
 	rm -rf $(VENV) db.sqlite3* staticfiles

@@ -63,6 +63,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: every response gets its X-Request-ID, every request is counted and timed.
+    "keymaster.logs.RequestIdMiddleware",
+    "keymaster.metrics.HttpMetricsMiddleware",
     # First, so an oversized body is refused before anything else runs or reads it.
     "keymaster.middleware.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -157,7 +160,7 @@ WHITENOISE_USE_FINDERS = DEBUG
 # --- Security (all on when DEBUG is off: `manage.py check --deploy` reports nothing) ---------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = not DEBUG
@@ -320,11 +323,62 @@ Q_CLUSTER = {
     "label": "Tasks",
 }
 
+
+# --- Operations (README "Operations") ---------------------------------------------------------
+def _non_negative_int(name: str, default: int) -> int:
+    """Read an integer setting that must be ≥ 0 (0 turns its feature off)."""
+    try:
+        value = env.int(name, default=default)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be an integer: {exc}") from exc
+    if value < 0:
+        raise ImproperlyConfigured(f"{name} must be 0 or more, got {value}")
+    return value
+
+
+# `/metrics` answers only this bearer token; unset, only requests from loopback.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Where every process (gunicorn workers, qcluster) writes its counts for `/metrics` to add up.
+# Read by prometheus_client itself from the environment, before it is first imported.
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
+if PROMETHEUS_MULTIPROC_DIR:
+    Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
+# `/readyz` answers 503 once the oldest due delivery has waited this long.
+READY_MAX_LAG_SECONDS = _positive_int("READY_MAX_LAG_SECONDS", 300)
+# ... and when no qcluster worker has beaten for this long; each worker beats this often.
+READY_WORKER_SECONDS = _positive_int("READY_WORKER_SECONDS", 60)
+WORKER_HEARTBEAT_SECONDS = _positive_int("WORKER_HEARTBEAT_SECONDS", 15)
+# Days an ended notification (its deliveries, receipts and their attempts) is kept.
+RETENTION_DAYS = _positive_int("RETENTION_DAYS", 30)
+AUDIT_RETENTION_DAYS = _positive_int("AUDIT_RETENTION_DAYS", 365)
+# Rows the prune deletes per statement (each a short transaction; it sleeps between them).
+RETENTION_BATCH = _positive_int("RETENTION_BATCH", 2000)
+# Days after a device's token was last registered that the daily task removes it; 0: never.
+DEVICE_STALE_DAYS = _non_negative_int("DEVICE_STALE_DAYS", 270)
+
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, got {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"log_ids": {"()": "keymaster.logs.LogIdsFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        # One object per line: time, level, logger, message, and the bound ids (keymaster.logs).
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["log_ids"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # httpx logs every request at INFO: one line per push message is noise, not information.
     "loggers": {"django.db.backends": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},

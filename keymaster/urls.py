@@ -12,10 +12,13 @@ from accounts import api as accounts_api
 from accounts import views as accounts_views
 from accounts.oauth import oauth_token
 from keymaster.errors import json_error
-from keymaster.health import healthz
+from keymaster.health import healthz, readyz
+from keymaster.metrics import metrics_view
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
     path("oauth/token", oauth_token, name="oauth-token"),
     path("auth/token", accounts_api.UserTokenView.as_view(), name="auth-token"),
     path("auth/token/refresh", accounts_api.UserTokenRefreshView.as_view(), name="auth-refresh"),

@@ -8,7 +8,10 @@ class PushAppConfig(AppConfig):
     def ready(self) -> None:
         from django_q.signals import post_spawn
 
+        from push.delivery.monitor import heartbeat_start
+
         post_spawn.connect(_worker_warm_up, dispatch_uid="push-worker-warm-up")
+        post_spawn.connect(heartbeat_start, dispatch_uid="push-worker-heartbeat")
 
 
 def _worker_warm_up(sender: object, proc_name: str, **kwargs: object) -> None:

@@ -87,6 +87,8 @@ class Device(models.Model):
             models.Index(fields=["app", "user"], name="device_app_user"),
             # The Account page: a user's devices across apps.
             models.Index(fields=["user", "app"], name="device_user_app"),
+            # The daily stale-device removal, oldest registrations first (delivery.stale_devices).
+            models.Index(fields=["last_seen_at"], name="device_last_seen"),
         ]
 
     def __str__(self) -> str:
@@ -139,6 +141,8 @@ class Notification(models.Model):
         indexes = [
             # The Console's recent notifications and 14-day chart of one app.
             models.Index(fields=["app", "-created_at"], name="notification_app_recent"),
+            # The retention prune's batches, oldest first, in keyset order (delivery.retention).
+            models.Index(fields=["created_at", "id"], name="notification_created"),
         ]
 
     def __str__(self) -> str:
@@ -324,3 +328,13 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class WorkerHeartbeat(models.Model):
+    """A qcluster worker process's last sign of life, for `/readyz` (push.delivery.monitor)."""
+
+    name = models.CharField(max_length=200, primary_key=True, help_text="host:pid")
+    seen_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"worker {self.name} seen at {self.seen_at:%Y-%m-%d %H:%M:%S}"

@@ -13,7 +13,9 @@ from rest_framework.views import APIView
 
 from accounts.permissions import HasPushSendScope
 from accounts.tokens import ClientTokenAuthentication
+from keymaster import metrics
 from keymaster.errors import InvalidInput, validated
+from keymaster.logs import log_ids
 from keymaster.openapi import errors
 from push.api.idempotency import MAX_KEY_LENGTH, send_idempotently
 from push.api.ratelimit import quota_headers
@@ -96,6 +98,7 @@ class _SendView(APIView):
         return {**body, "dry_run": True} if dry_run else body
 
     def post(self, request: Request) -> Response:
+        log_ids(app_id=request.user.app.app_id)
         key = request.headers.get("Idempotency-Key")
         # Printable ASCII, as the IETF draft's sf-string: a NUL would reach PostgreSQL.
         if key is not None and not (0 < len(key) <= MAX_KEY_LENGTH and _PRINTABLE.fullmatch(key)):
@@ -111,6 +114,7 @@ class _SendView(APIView):
                 app=app, drafts=self.drafts(data), dry_run=data["dry_run"], config=config
             )
             headers.update(quota_headers(take))
+            metrics.notifications_accepted(self.endpoint, len(ids))
             return (200 if data["dry_run"] else 202), self.answer(ids, data["dry_run"])
 
         status, body, replayed = send_idempotently(

@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from keymaster import metrics
 from keymaster.outage import through_db_outage
 from push.delivery.backoff import backoff_seconds
 from push.delivery.outbox import outbox_claim, outbox_isolate, outbox_sweep
@@ -113,6 +114,7 @@ def deliveries_send(delivery_ids: list[int]) -> dict[str, int]:
     jobs, early = _jobs(deliveries, loaded, unreadable)
     outcomes = dict(early)
     outcomes.update(_send(jobs))
+    metrics.deliveries_answered(deliveries, outcomes, {j.delivery.id: j.transport for j in jobs})
     # Sent is sent: if the database went away meanwhile, wait for it rather than send again.
     counts, receipts = through_db_outage(deliveries_record)(deliveries, outcomes, claim=True)
     # Committed: their receipts go out now, from this task (claimed for it when created).
@@ -156,7 +158,13 @@ def _jobs(
             try:
                 jobs.append(_job(delivery, device))
             except Exception as exc:  # a corrupt row: this delivery fails, not its chunk
-                logger.error("delivery %s: cannot build its message: %s", delivery.id, exc)
+                ids = {"app_id": delivery.app_id, "notification_id": delivery.notification_id}
+                logger.error(
+                    "delivery %s: cannot build its message: %s",
+                    delivery.id,
+                    exc,
+                    extra={**ids, "delivery_id": delivery.id},
+                )
                 early[delivery.id] = outcome_for_bug(exc)
     return jobs, early
 
@@ -184,7 +192,12 @@ def _send(jobs: list[_Job]) -> dict[int, Outcome]:
         try:
             return await _send_app(configs[app_id], group)
         except Exception as exc:  # the app's config cannot be used: its deliveries fail alone
-            logger.error("app %s: cannot send with its push config: %s", app_id, exc)
+            logger.error(
+                "app %s: cannot send with its push config: %s",
+                app_id,
+                exc,
+                extra={"app_id": app_id},
+            )
             broken = outcome_for_bug(unreadable.get(app_id, exc))
             return {job.delivery.id: broken for job in group}
 

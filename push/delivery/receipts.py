@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from keymaster import metrics
 from keymaster.bulk import objects_insert
 from keymaster.outage import through_db_outage
 from push.delivery.backoff import backoff_seconds
@@ -136,6 +137,7 @@ def receipts_post(receipts: list[Receipt]) -> dict[str, int]:
     stopped = [r for r in receipts if r.id not in answered]
     # Posted is posted: if the database went away meanwhile, wait for it rather than post again.
     record = through_db_outage(receipts_record)
+    metrics.receipts_answered(zip(sendable, results, strict=True), len(stopped))
     return record([*zip(sendable, results, strict=True), *broken], stopped)
 
 

@@ -10,6 +10,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from keymaster.errors import InvalidInput, KeymasterError
+from push.delivery.stale_devices import devices_going_stale
 from push.forms import (
     AuditFilterForm,
     DeviceFilterForm,
@@ -56,6 +57,7 @@ class DevicesTabView(ConsoleView):
         devices = console_devices(self.app, **filters.filters())
         context = _list_context(request, self, "devices", filters, devices)
         context["platform_counts"] = device_counts_by_platform(self.app)
+        context["going_stale"] = devices_going_stale(app=self.app)
         return render(request, "push/tab_devices.html", context)
 
 

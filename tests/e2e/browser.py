@@ -56,7 +56,7 @@ def chromium_executable() -> str:
     if not executable:
         _unavailable("Chromium is not installed (apt-get install -y chromium)")
     if sync_playwright is None:
-        _unavailable("Playwright is not installed (pip install -r requirements.txt)")
+        _unavailable("Playwright is not installed (make install: it is in requirements-dev.txt)")
     return executable
 
 

@@ -16,6 +16,8 @@ import traceback
 from collections.abc import Iterator
 from typing import Any
 
+from keymaster.logs import LogIdsFilter
+
 # Named so they exist (and are DEBUG) before their libraries first log; loggers created later
 # inherit DEBUG from these or from the root.
 LOGGERS = (
@@ -76,7 +78,18 @@ class Collector(logging.Handler):
         if record.threadName == FAKE_THREAD:
             self.skipped += 1
             return
-        self.lines.append(record_text(record))
+        LogIdsFilter().filter(record)
+        self.lines.append(f"{record_text(record)} {_formatted(record)}")
+
+
+def _formatted(record: logging.LogRecord) -> str:
+    """The record as each LOG_FORMAT writes it (plain and json), ids included."""
+    from keymaster.logs import formatter
+
+    try:
+        return " ".join(formatter(name).format(record) for name in ("plain", "json"))
+    except Exception:  # noqa: BLE001 - a bad format string: record_text has what there is
+        return ""
 
 
 class JsonLines(logging.Handler):

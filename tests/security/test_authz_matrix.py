@@ -19,6 +19,7 @@ import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,15 @@ from django.views import View
 from accounts.models import App, AppAdmin, Enrollment, User
 from accounts.tokens import client_token_issue, user_tokens_issue
 from push.delivery.receipts import receipts_create
-from push.models import AuditEvent, Delivery, Device, Notification, PushConfig, Receipt
+from push.models import (
+    AuditEvent,
+    Delivery,
+    Device,
+    Notification,
+    PushConfig,
+    Receipt,
+    WorkerHeartbeat,
+)
 from push.services.notifications import NotificationDraft, notifications_send
 from tests.factories import PASSWORD, enable_push, enroll, make_app, make_user, register
 from tests.push.subscriptions import browser_subscription
@@ -133,6 +142,7 @@ def _login(w: World) -> dict[str, Any]:
 
 EVERYONE_200 = "200 200 200 200 200 200 200 200 200 200 | 200 200 200 200 200 200"
 EVERYONE_204 = EVERYONE_200.replace("200", "204")
+EVERYONE_503 = "503 503 503 503 503 503 503 503 503 503 | 503 503 503 503 503 503"
 NOBODY_405 = "405 405 405 405 405 405 405 405 405 405 | 405 405 405 405 405 405"
 BROWSERS_401 = "401 401 401 401 401 401"
 PAGE_ANON = "302L 302L 302L 302L 302L 302L 302L 302L 302L 302L"
@@ -165,6 +175,10 @@ def _fresh_refresh(world: World) -> str:
 
 API_ROWS = [
     Row("GET", "/healthz", EVERYONE_200, public=True),
+    # No qcluster worker runs beside this test: not ready, whoever asks.
+    Row("GET", "/readyz", EVERYONE_503, public=True),
+    # Without METRICS_TOKEN, /metrics answers loopback (every caller here) and nobody else.
+    Row("GET", "/metrics", EVERYONE_200, public=True),
     Row(
         "POST",
         "/oauth/token",
@@ -528,6 +542,13 @@ ADMIN_MODELS = [
     ("accounts/app", "X"),
     ("accounts/appadmin", "appadmin"),
     ("accounts/enrollment", "enrollment"),
+    ("push/pushconfig", "X"),
+    ("push/device", "dA"),
+    ("push/notification", "nX"),
+    ("push/delivery", "delivery"),
+    ("push/receipt", "rX"),
+    ("push/auditevent", "audit"),
+    ("push/workerheartbeat", "beat"),
 ]
 ADMIN_STAFF_403 = f"{STAFF_ONLY_PAGE} 403"
 ADMIN_PAGES = (
@@ -557,7 +578,8 @@ ADMIN_ROWS = [
     Row("GET", "/admin/accounts/user/{A}/password/", ADMIN_STAFF_403, group=ADMIN_PAGES),
 ]
 for _model, _obj in ADMIN_MODELS:
-    _tenant = "X" if _obj in ("X", "appadmin", "enrollment") else None
+    _tenant = "X" if _obj in ("X", "appadmin", "enrollment", "dA", "nX", "rX") else None
+    _tenant = "X" if _obj in ("delivery", "audit") else _tenant
     ADMIN_ROWS += [
         Row("GET", f"/admin/{_model}/{suffix}", ADMIN_STAFF_403, group=ADMIN_PAGES, tenant=tenant)
         for suffix, tenant in [
@@ -680,6 +702,11 @@ def _admin_objects(world: dict[str, str], app_x: App, admin_x: User, user_a: Use
     world["appadmin"] = str(AppAdmin.objects.get(app=app_x, user=admin_x).pk)
     world["enrollment"] = str(Enrollment.objects.get(app=app_x, user=user_a).pk)
     world["ct"] = str(ContentType.objects.get_for_model(App).pk)
+    world["delivery"] = str(Delivery.objects.filter(app=app_x).values_list("id", flat=True)[0])
+    world["audit"] = str(AuditEvent.objects.create(app=app_x, action="authz").pk)
+    # Last heard of yesterday: no worker is alive, so /readyz is 503 for everyone.
+    beat = WorkerHeartbeat.objects.create(name="authz-worker-1", seen_at=now - timedelta(days=1))
+    world["beat"] = beat.pk
 
 
 def _build_world() -> tuple[World, dict[str, Caller]]:
@@ -930,6 +957,7 @@ FAKE_IDS = (
         for name in ("X", "Y", "none", "dA", "dB", "dC", "nX", "nY", "A", "B", "C", "D", "aX", "aY")
     }
     | {name: "1" for name in ("rX", "rY", "ct", "group", "schedule", "ormq", "appadmin")}
+    | {name: "1" for name in ("delivery", "audit", "beat")}
     | {
         "enrollment": "1",
         "success": "a" * 32,

@@ -1,0 +1,1 @@
+"""Operations (issue 18): metrics, readiness, logs, retention, stale devices, admin."""
