@@ -72,3 +72,15 @@ def app_admin_add(*, app: App, user: User) -> AppAdmin:
             return AppAdmin.objects.create(app=app, user=user)
     except IntegrityError:
         return AppAdmin.objects.get(app=app, user=user)
+
+
+def enrollment_mute(*, user: User, app_id: object, muted: bool) -> Enrollment:
+    """Mute (or unmute) an app for one of its enrolled users; 404 if not enrolled in it."""
+    try:
+        enrollment = Enrollment.objects.get(user=user, app_id=app_id)
+    except (Enrollment.DoesNotExist, ValueError, TypeError):
+        raise NotFound("You are not enrolled in that app.") from None
+    if enrollment.muted != muted:
+        enrollment.muted = muted
+        enrollment.save(update_fields=["muted"])
+    return enrollment

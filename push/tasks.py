@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from keymaster.outage import through_db_outage
 from keymaster.ratelimit import counters_prune
+from push.delivery.fanout import broadcasts_resume
 from push.services import delivery, receipts
 from push.services.idempotency import idempotency_prune
 
@@ -26,6 +27,7 @@ def sweep() -> dict[str, int]:
     return {
         "deliveries": delivery.deliveries_sweep(),
         "receipts": receipts.receipts_sweep(),
+        "broadcasts": broadcasts_resume(),
     }
 
 

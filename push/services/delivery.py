@@ -82,6 +82,7 @@ _LOADED = (
             "collapse_key",
             "urgency",
             "created_at",
+            "send_at",  # TTL counts from it (Notification.expires_at)
         )
     ),
 )

@@ -11,7 +11,10 @@ from __future__ import annotations
 import functools
 import logging
 import uuid
+from collections import Counter as Tally
+from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.db import connection, transaction
@@ -21,6 +24,7 @@ from accounts.models import App, Enrollment
 from keymaster.bulk import objects_insert
 from keymaster.errors import NotFound, TooManyRequests
 from keymaster.ratelimit import Take, Window, counter_peek, counter_preview, counter_take
+from push.delivery.scheduled import deliveries_enqueue_at
 from push.models import (
     MAX_TTL,
     Delivery,
@@ -52,6 +56,15 @@ class NotificationDraft:
     priority: str = "normal"
     collapse_key: str = ""
     urgency: str = ""
+    send_at: datetime | None = None  # None: now
+
+
+@dataclass
+class Recipients:
+    """Each target user's devices in the app, and those who muted it."""
+
+    devices: dict[str, list[tuple[Any, str]]]
+    muted: set[str]
 
 
 class QuotaExceeded(TooManyRequests):
@@ -66,13 +79,41 @@ class QuotaExceeded(TooManyRequests):
         }
 
 
+def quota_key(app_id: Any) -> str:
+    return f"quota:{app_id}"
+
+
 def quota_window(config: PushConfig) -> Window:
     """The app's daily quota: epoch-aligned days reset at 00:00 UTC."""
-    return Window(f"quota:{config.app_id}", DAY, config.daily_quota)
+    return Window(quota_key(config.app_id), DAY, config.daily_quota)
 
 
 def notifications_today(config: PushConfig) -> int:
     return counter_peek(quota_window(config))
+
+
+def quota_day(send_at: datetime | None) -> float:
+    """The instant whose UTC day a send counts against: the day it is due."""
+    return (send_at or timezone.now()).timestamp()
+
+
+def quota_take_by_day(config: PushConfig, due: list[datetime | None], *, preview: bool) -> Take:
+    """Count one notification per entry of `due` on the day it is due; raise 429 if refused.
+
+    Takes are made in day order; one refused raises, and the caller's transaction rolls back
+    the others. Returns today's state (the RateLimit-* headers).
+    """
+    window = quota_window(config)
+    now = quota_day(None)
+    days = Tally(window.start(quota_day(at)) for at in due)
+    today = None
+    for start, amount in sorted(days.items()):
+        take = (counter_preview if preview else counter_take)(window, amount, now=max(start, now))
+        if not take.allowed:
+            raise quota_error(take)
+        if start == window.start(now):
+            today = take
+    return today or counter_preview(window, 0)
 
 
 @functools.cache
@@ -80,13 +121,13 @@ def _devices_sql() -> str:
     enrollment, device = Enrollment._meta.db_table, Device._meta.db_table
     # Table names are ours and every value is a parameter.
     return (
-        f"SELECT e.user_id, d.id, d.platform FROM {enrollment} e"  # noqa: S608
+        f"SELECT e.user_id, d.id, d.platform, e.muted FROM {enrollment} e"  # noqa: S608
         f" LEFT JOIN {device} d ON d.user_id = e.user_id AND d.app_id = e.app_id"
         " WHERE e.app_id = %s AND e.user_id IN ({})"
     )
 
 
-def _devices_of(app: App, drafts: list[NotificationDraft]) -> dict[str, list[tuple[Any, str]]]:
+def _devices_of(app: App, drafts: list[NotificationDraft]) -> Recipients:
     """Each target user's devices in `app`, in one query that also proves each is enrolled.
 
     SQL written once: building this join through the ORM (a FilteredRelation) cost 0.3 ms of
@@ -100,9 +141,13 @@ def _devices_of(app: App, drafts: list[NotificationDraft]) -> dict[str, list[tup
         cursor.execute(_devices_sql().format(", ".join(["%s"] * len(wanted))), params)
         rows = cursor.fetchall()
     devices: dict[str, list[tuple[Any, str]]] = {}
-    for user_id, device_id, platform in rows:
+    muted = set()
+    for user_id, device_id, platform, is_muted in rows:
         # The fields read their own values back: SQLite hands UUIDs over as hex text.
-        mine = devices.setdefault(str(user_pk.to_python(user_id)), [])
+        user = str(user_pk.to_python(user_id))
+        mine = devices.setdefault(user, [])
+        if is_muted:
+            muted.add(user)
         if device_id is not None:
             mine.append((device_pk.to_python(device_id), platform))
     missing = [user_id for user_id in wanted if user_id not in devices]
@@ -110,7 +155,7 @@ def _devices_of(app: App, drafts: list[NotificationDraft]) -> dict[str, list[tup
         raise NotEnrolled(
             f"{len(missing)} target user(s) are not enrolled in this app.", user_ids=missing
         )
-    return devices
+    return Recipients(devices, muted)
 
 
 def notifications_send(
@@ -129,24 +174,20 @@ def notifications_send(
         config = PushConfig.objects.filter(app=app).defer(*CONFIG_SECRETS).first()
     if config is None or not config.enabled:
         raise PushDisabled("Push notifications are not enabled for this app.")
-    devices = _devices_of(app, drafts)
-    window = quota_window(config)
+    recipients = _devices_of(app, drafts)
+    # A muted user's notification is recorded but not counted.
+    due = [d.send_at for d in drafts if str(d.user_id) not in recipients.muted]
     if dry_run:
-        preview = counter_preview(window, len(drafts))
-        if not preview.allowed:
-            raise _quota_error(preview)
-        return [], preview
+        return [], quota_take_by_day(config, due, preview=True)
     with transaction.atomic():
-        ids = _store(app, drafts, devices)
+        ids = _store(app, drafts, recipients)
         # Last, so the quota row is locked only for the commit (concurrent sends of one app
         # queue on it); refused here, the whole send rolls back and nothing is counted.
-        take = counter_take(window, len(drafts))
-        if not take.allowed:
-            raise _quota_error(take)
+        take = quota_take_by_day(config, due, preview=False)
     return ids, take
 
 
-def _quota_error(take: Take) -> QuotaExceeded:
+def quota_error(take: Take) -> QuotaExceeded:
     return QuotaExceeded(
         f"Daily quota of {take.limit} notifications reached ({take.used} sent today); "
         "it resets at 00:00 UTC.",
@@ -156,46 +197,26 @@ def _quota_error(take: Take) -> QuotaExceeded:
     )
 
 
-def _store(
-    app: App, drafts: list[NotificationDraft], devices_of: dict[str, list[tuple[Any, str]]]
-) -> list[uuid.UUID]:
+def _store(app: App, drafts: list[NotificationDraft], recipients: Recipients) -> list[uuid.UUID]:
     now = timezone.now()
     notifications, deliveries = [], []
     for draft in drafts:
-        devices = devices_of[str(draft.user_id)]
+        user = str(draft.user_id)
+        devices = [] if user in recipients.muted else recipients.devices[user]
         notification = Notification(
             id=uuid.uuid4(),
             app=app,
             user_id=draft.user_id,
-            title=draft.title,
-            body=draft.body,
-            data=draft.data,
-            ttl=draft.ttl,
-            priority=draft.priority,
-            collapse_key=draft.collapse_key,
-            urgency=draft.urgency,
+            **content_of(draft),
             created_at=now,
-            status=NotificationStatus.QUEUED if devices else NotificationStatus.NO_DEVICES,
+            status=first_status(user in recipients.muted, bool(devices)),
             completed_at=None if devices else now,
         )
         notifications.append(notification)
-        deliveries.extend(
-            Delivery(
-                notification=notification,
-                app=app,
-                device_id=device_id,
-                device_ref=device_id,
-                platform=platform,
-                created_at=now,
-                updated_at=now,
-                next_attempt_at=now,
-                enqueued_at=now,
-            )
-            for device_id, platform in devices
-        )
+        deliveries.extend(deliveries_for(notification, devices, now))
     objects_insert(notifications)
     objects_insert(deliveries)
-    deliveries_enqueue([d.id for d in deliveries])
+    deliveries_queue(deliveries)
     logger.info(
         "accepted %d notification(s), %d delivery(ies) for app %s",
         len(notifications),
@@ -203,6 +224,56 @@ def _store(
         app.pk,
     )
     return [n.id for n in notifications]
+
+
+CONTENT = ("title", "body", "data", "ttl", "priority", "collapse_key", "urgency", "send_at")
+
+
+def content_of(source: Any) -> dict[str, Any]:
+    """The content and delivery options of a draft or broadcast, as Notification fields."""
+    return {name: getattr(source, name) for name in CONTENT}
+
+
+def first_status(muted: bool, has_devices: bool) -> str:
+    """A new notification's status: muted, queued, or no_devices (complete at once)."""
+    if muted:
+        return NotificationStatus.MUTED
+    return NotificationStatus.QUEUED if has_devices else NotificationStatus.NO_DEVICES
+
+
+def deliveries_for(
+    notification: Notification, devices: list[tuple[Any, str]], now: datetime
+) -> list[Delivery]:
+    """One delivery per device; a scheduled one is not due (nor queued) before `send_at`."""
+    due = notification.send_at or now
+    return [
+        Delivery(
+            notification=notification,
+            app_id=notification.app_id,
+            device_id=device_id,
+            device_ref=device_id,
+            platform=platform,
+            created_at=now,
+            updated_at=now,
+            next_attempt_at=due,
+            enqueued_at=due,
+        )
+        for device_id, platform in devices
+    ]
+
+
+def deliveries_queue(deliveries: list[Delivery]) -> None:
+    """Queue the stored deliveries' work: now, or invisible to workers until they are due."""
+    now, later = [], defaultdict(list)
+    for delivery in deliveries:
+        send_at = delivery.notification.send_at
+        if send_at is None:
+            now.append(delivery.id)
+        else:
+            later[send_at].append(delivery.id)
+    deliveries_enqueue(now)
+    for send_at, ids in later.items():
+        deliveries_enqueue_at(ids, send_at)
 
 
 def quota_headers(take: Take) -> dict[str, str]:
