@@ -165,9 +165,9 @@ def broadcast_cancel(*, app: App, broadcast_id: Any) -> Broadcast:
     with transaction.atomic():
         # Waits for a fan-out chunk being written to commit; the fan-out then stops.
         broadcast = Broadcast.objects.select_for_update().get(pk=broadcast_id)
-        if broadcast.status == BroadcastStatus.FANNING_OUT:
+        if broadcast.status != BroadcastStatus.CANCELED:
             broadcast.status = BroadcastStatus.CANCELED
-            broadcast.completed_at = timezone.now()
+            broadcast.completed_at = broadcast.completed_at or timezone.now()
         # A worker holding a delivery has it claimed: skipped, it is being sent.
         untouched = list(
             Delivery.objects.select_for_update(skip_locked=True)
