@@ -188,6 +188,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # `platform` of a device and `platforms` of a broadcast: one enum, one name.
+    "ENUM_NAME_OVERRIDES": {"PlatformEnum": "push.models.Platform"},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "keymaster.openapi.postprocess_links",

@@ -28,6 +28,15 @@ class TopicNameField(StrictCharField):
         return value
 
 
+class StrictUUIDField(serializers.UUIDField):
+    """A UUID that arrives as a JSON string (DRF would take `false` as UUID int 0)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 def topic_name_checked(name: str) -> str:
     """Check a topic name from the path: a 400 naming `topic`."""
     serializer = TopicPathIn(data={"topic": name})
@@ -87,10 +96,10 @@ class BroadcastDetailOut(serializers.Serializer):
 
 class TopicMembersIn(serializers.Serializer):
     add = serializers.ListField(
-        child=serializers.UUIDField(), required=False, default=list, max_length=MAX_MEMBERS_PER_CALL
+        child=StrictUUIDField(), required=False, default=list, max_length=MAX_MEMBERS_PER_CALL
     )
     remove = serializers.ListField(
-        child=serializers.UUIDField(), required=False, default=list, max_length=MAX_MEMBERS_PER_CALL
+        child=StrictUUIDField(), required=False, default=list, max_length=MAX_MEMBERS_PER_CALL
     )
 
     def validate(self, attrs: dict) -> dict:

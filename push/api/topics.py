@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -20,7 +20,15 @@ from push.serializers_scheduling import (
     TopicOut,
     topic_name_checked,
 )
-from push.services.topics import topic_delete, topic_for_app, topic_members_change
+from push.services.topics import TOPIC_NAME, topic_delete, topic_for_app, topic_members_change
+
+TOPIC = OpenApiParameter(
+    "topic",
+    str,
+    OpenApiParameter.PATH,
+    pattern=f"^{TOPIC_NAME.pattern}$",
+    description="1–64 characters of A-Z a-z 0-9 _ . ~ - (another name is a 400)",
+)
 
 
 class _ClientView(APIView):
@@ -37,7 +45,9 @@ class TopicListView(_ClientView):
 
 
 class TopicView(_ClientView):
-    @extend_schema(responses={204: None, **errors(403, 404)}, tags=["topics"])
+    @extend_schema(
+        parameters=[TOPIC], responses={204: None, **errors(400, 403, 404)}, tags=["topics"]
+    )
     def delete(self, request: Request, topic: str) -> Response:
         """Delete a topic and its memberships."""
         topic_delete(app=request.user.app, topic=topic_name_checked(topic))
@@ -46,7 +56,10 @@ class TopicView(_ClientView):
 
 class TopicMembersView(_ClientView):
     @extend_schema(
-        request=TopicMembersIn, responses={200: TopicOut, **errors(403)}, tags=["topics"]
+        request=TopicMembersIn,
+        parameters=[TOPIC],
+        responses={200: TopicOut, **errors(403)},
+        tags=["topics"],
     )
     def post(self, request: Request, topic: str) -> Response:
         """Add and remove members (enrolled users only; at most 10,000 ids a call)."""
@@ -58,7 +71,7 @@ class TopicMembersView(_ClientView):
         return Response(TopicOut({"topic": name, "members": members}).data)
 
     @extend_schema(
-        parameters=[TopicMembersQuery],
+        parameters=[TOPIC, TopicMembersQuery],
         responses={200: TopicMemberListOut, **errors(403, 404)},
         tags=["topics"],
     )
