@@ -15,6 +15,7 @@ urlpatterns = [
     path(
         "account/revoke/<uuid:device_id>", account.DeviceRevokeView.as_view(), name="account-revoke"
     ),
+    path("account/mute/<uuid:app_id>", account.AppMuteView.as_view(), name="account-mute"),
     path("sw.js", account.service_worker, name="service-worker"),
     path("console/", console.AppListView.as_view(), name="console"),
     path(_APP, console.AppOverviewView.as_view(), name="console-app"),

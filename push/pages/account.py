@@ -14,6 +14,7 @@ from django.views import View
 from django.views.decorators.http import require_GET
 
 from accounts.selectors import user_is_admin
+from accounts.services import enrollment_mute
 from accounts.views import access_cookie_set
 from keymaster.errors import NotFound
 from push.selectors import devices_of_user_by_app
@@ -55,6 +56,21 @@ class DeviceRevokeView(LoginRequiredMixin, View):
         except NotFound:
             raise Http404("No such device.") from None
         messages.success(request, "Device revoked. It will receive no more notifications.")
+        return redirect("account")
+
+
+class AppMuteView(LoginRequiredMixin, View):
+    def post(self, request: HttpRequest, app_id: str) -> HttpResponse:
+        """Mute (`muted=1`) or unmute an app the person is enrolled in (else a 404)."""
+        muted = request.POST.get("muted") == "1"
+        try:
+            enrollment = enrollment_mute(user=request.user, app_id=app_id, muted=muted)
+        except NotFound:
+            raise Http404("No such app.") from None
+        name = enrollment.app.name
+        messages.success(
+            request, f"{name} is muted." if muted else f"Notifications from {name} are on again."
+        )
         return redirect("account")
 
 
