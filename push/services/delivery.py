@@ -83,6 +83,7 @@ _LOADED = (
             "urgency",
             "created_at",
             "send_at",  # TTL counts from it (Notification.expires_at)
+            "broadcast",  # its id goes in the receipt
         )
     ),
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -49,7 +50,8 @@ def _members(app, topic, **body):
     return app_client(app).post(f"/push/topics/{topic}/members", body, format="json")
 
 
-def test_broadcast_reaches_each_user_with_a_device_once(app, providers):
+def test_broadcast_reaches_each_user_with_a_device_once(db, providers):
+    app = make_push_app(daily_quota=100, webhook_url=f"{providers['webhook'].url}/receipts")
     reached = _users(app, 3)
     _users(app, 2, device=False)
     answer = _broadcast(app)
@@ -73,6 +75,8 @@ def test_broadcast_reaches_each_user_with_a_device_once(app, providers):
     one = app_client(app).get(f"/push/notifications/{notifications[0].id}").json()
     assert one["broadcast_id"] == body["broadcast_id"]
     assert _used_today(app) == 3
+    receipts = [json.loads(post.body) for post in providers["webhook"].received()]
+    assert len(receipts) == 3 and {r["broadcast_id"] for r in receipts} == {body["broadcast_id"]}
 
 
 def test_broadcast_fan_out_run_twice_makes_one_notification_per_user(app, settings):
