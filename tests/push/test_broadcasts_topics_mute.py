@@ -266,3 +266,48 @@ def test_unmuting_affects_only_later_sends(app, providers):
         client.get(f"/push/notifications/{second.json()['notification_id']}").json()["status"]
         == "delivered"
     )
+
+
+# Quota arithmetic
+
+
+def test_cancelling_one_of_a_broadcast_then_the_broadcast_gives_each_back_once(app):
+    _users(app, 4)
+    send_at = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
+    broadcast_id = _broadcast(app, send_at=send_at).json()["broadcast_id"]
+    drain()
+    held = Counter.objects.filter(key=f"quota:{app.app_id}")
+    assert sum(held.values_list("count", flat=True)) == 4
+    one = Notification.objects.filter(broadcast_id=broadcast_id).first()
+    assert app_client(app).post(f"/push/notifications/{one.id}/cancel").status_code == 200
+    assert sum(held.values_list("count", flat=True)) == 3
+    app_client(app).post(f"/push/broadcasts/{broadcast_id}/cancel")
+    assert sum(held.values_list("count", flat=True)) == 0
+    app_client(app).post(f"/push/broadcasts/{broadcast_id}/cancel")  # again: nothing more
+    assert sum(held.values_list("count", flat=True)) == 0
+    assert Broadcast.objects.get(pk=broadcast_id).quota_taken == 0
+
+
+def test_a_broadcast_canceled_mid_fan_out_stops_and_gives_back_the_rest(app, settings):
+    settings.PUSH_BROADCAST_CHUNK = 2
+    _users(app, 5)
+    broadcast_id = _broadcast(app).json()["broadcast_id"]
+    from push.delivery.fanout import broadcast_fan_out, broadcast_fan_out_chunk
+
+    broadcast_fan_out_chunk(broadcast_id)  # 2 of 5 made, not yet handed to a provider
+    answer = app_client(app).post(f"/push/broadcasts/{broadcast_id}/cancel").json()
+    assert answer["status"] == "canceled" and answer["counts"]["canceled"] == 2
+    broadcast_fan_out(broadcast_id)
+    assert Notification.objects.filter(broadcast_id=broadcast_id).count() == 2
+    assert _used_today(app) == 0
+
+
+def test_users_muting_between_acceptance_and_fan_out_are_given_back(app):
+    users = _users(app, 3)
+    broadcast_id = _broadcast(app).json()["broadcast_id"]
+    assert _used_today(app) == 3
+    _mute(users[0], app)
+    drain()
+    assert _used_today(app) == 2
+    counts = app_client(app).get(f"/push/broadcasts/{broadcast_id}").json()["counts"]
+    assert counts["muted"] == 1
