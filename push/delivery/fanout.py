@@ -2,10 +2,10 @@
 
 The recipients are gone through in user id order; each chunk's notifications, deliveries,
 queued delivery work and the cursor past them commit together, under a lock on the broadcast
-row. A worker killed mid-chunk leaves nothing of that chunk, and whoever runs the task next
-(django-q2 hands it out again; the sweeper queues it again) starts after the last committed
-chunk. The unique (broadcast, user) constraint makes a second notification for a user fail
-rather than exist.
+row (two tasks on one broadcast take turns, each from where the other left off). A worker
+killed mid-chunk leaves nothing of that chunk, and whoever runs the task next (django-q2 hands
+it out again; the sweeper queues it again) starts after the last committed chunk. The unique
+(broadcast, user) constraint makes a second notification for a user fail rather than exist.
 """
 
 from __future__ import annotations
@@ -47,10 +47,9 @@ def broadcast_fan_out(broadcast_id: str) -> int:
 def broadcast_fan_out_chunk(broadcast_id: str) -> int | None:
     """Make the next chunk's notifications; None when there is nothing left to do here."""
     with transaction.atomic():
-        # Another worker on it: it carries on, this one is not needed.
-        broadcast = (
-            Broadcast.objects.select_for_update(skip_locked=True).filter(pk=broadcast_id).first()
-        )
+        # Waits while another task writes a chunk (a task handed out twice, a cancel), then
+        # goes on from its cursor: skipping instead could leave the fan-out to the sweeper.
+        broadcast = Broadcast.objects.select_for_update().filter(pk=broadcast_id).first()
         if broadcast is None or broadcast.status != BroadcastStatus.FANNING_OUT:
             return None
         audience = broadcast_audience(

@@ -311,3 +311,29 @@ def test_users_muting_between_acceptance_and_fan_out_are_given_back(app):
     assert _used_today(app) == 2
     counts = app_client(app).get(f"/push/broadcasts/{broadcast_id}").json()["counts"]
     assert counts["muted"] == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_tasks_fanning_out_one_broadcast_at_once_make_one_notification_per_user(settings):
+    from django.db import connection
+
+    from push.delivery.fanout import broadcast_fan_out
+    from tests.concurrency import concurrently
+
+    settings.PUSH_BROADCAST_CHUNK = 3
+    app = make_push_app(daily_quota=100)
+    _users(app, 20)
+    broadcast_id = _broadcast(app).json()["broadcast_id"]
+
+    def fan_out(_: int) -> int:
+        try:
+            return broadcast_fan_out(broadcast_id)
+        finally:
+            connection.close()
+
+    made = concurrently(2, fan_out)
+    assert sum(made) == 20
+    notifications = Notification.objects.filter(broadcast_id=broadcast_id)
+    assert notifications.count() == notifications.values("user_id").distinct().count() == 20
+    assert Broadcast.objects.get(pk=broadcast_id).status == "done"
