@@ -60,11 +60,11 @@ def test_scheduled_send_is_delivered_after_its_time_and_not_before(app, user, pr
     shown = _status(app, notification_id)
     assert shown["status"] == "scheduled"
     assert datetime.fromisoformat(shown["send_at"].replace("Z", "+00:00")) == send_at
-    drain()  # a worker polling now finds nothing due
+    drain(due_only=True)  # a worker polling now finds nothing due
     assert not providers["fcm"].messages
     assert Delivery.objects.get().status == DeliveryStatus.QUEUED
     time.sleep(max(0.0, (send_at - datetime.now(UTC)).total_seconds()) + 0.1)
-    drain()
+    drain(due_only=True)
     assert len(providers["fcm"].messages) == 1
     delivery = Delivery.objects.get()
     assert delivery.status == DeliveryStatus.DELIVERED and delivery.updated_at >= send_at
@@ -152,7 +152,7 @@ def test_cancel_before_it_is_due_gives_the_quota_back(app, user, providers):
     assert _cancel(app, notification_id).status_code == 200  # idempotent
     assert _status(app, notification_id)["status"] == "canceled"
     time.sleep(3.1)
-    drain()
+    drain(due_only=True)
     assert not providers["fcm"].messages
     assert Delivery.objects.get().status == DeliveryStatus.CANCELED
 
@@ -187,3 +187,19 @@ def test_cancel_of_another_apps_notification_is_a_404(app, user):
     other = make_push_app()
     assert _cancel(other, notification_id).status_code == 404
     assert _cancel(app, "not-a-uuid").status_code == 404
+
+
+def test_the_consoles_selectors_list_scheduled_sends_and_broadcasts(app, user):
+    from push.selectors_scheduling import broadcasts_of_app, scheduled_notifications_of_app
+
+    later = _send(app, user, send_at=_at(600)).json()["notification_id"]
+    sooner = _send(app, user, send_at=_at(60)).json()["notification_id"]
+    _send(app, user)  # now: not scheduled
+    assert [str(n.id) for n in scheduled_notifications_of_app(app)] == [sooner, later]
+    broadcast = app_client(app).post("/push/send/broadcast", {"title": "t", "body": "b"}).json()
+    [shown] = broadcasts_of_app(app)
+    assert str(shown["broadcast_id"]) == broadcast["broadcast_id"]
+    assert shown["status"] == "fanning_out" and shown["recipients"] == 1
+    drain()
+    counts = broadcasts_of_app(app)[0]["counts"]
+    assert sum(counts.values()) == 1 and counts["scheduled"] == counts["muted"] == 0
