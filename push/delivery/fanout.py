@@ -11,7 +11,6 @@ it out again; the sweeper queues it again) starts after the last committed chunk
 from __future__ import annotations
 
 import logging
-import uuid
 from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,15 +19,19 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from keymaster.bulk import objects_insert
 from keymaster.outage import through_db_outage
-from push.models import Broadcast, BroadcastStatus, Device, Notification, Topic
+from push.models import Broadcast, BroadcastStatus, Device, Topic
 from push.services.broadcasts import (
     broadcast_audience,
     broadcast_fan_out_enqueue,
     broadcast_settle_quota,
 )
-from push.services.notifications import content_of, deliveries_for, deliveries_queue, first_status
+from push.services.notifications import (
+    content_of,
+    deliveries_for,
+    notification_new,
+    notifications_insert,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -93,24 +96,22 @@ def _notifications_make(broadcast: Broadcast, users: list[tuple[Any, bool]], now
     devices_of: dict[Any, list[tuple[Any, str]]] = defaultdict(list)
     for user_id, device_id, platform in devices.values_list("user_id", "id", "platform"):
         devices_of[user_id].append((device_id, platform))
+    content = content_of(broadcast)
     notifications, deliveries = [], []
     for user_id, muted in users:
         mine = [] if muted else devices_of[user_id]
-        notification = Notification(
-            id=uuid.uuid4(),
+        notification = notification_new(
             app_id=broadcast.app_id,
             user_id=user_id,
-            **content_of(broadcast),
-            created_at=now,
+            content=content,
+            now=now,
+            muted=muted,
+            has_devices=bool(mine),
             broadcast_id=broadcast.pk,
-            status=first_status(muted, bool(mine)),
-            completed_at=None if mine else now,
         )
         notifications.append(notification)
         deliveries.extend(deliveries_for(notification, mine, now))
-    objects_insert(notifications)
-    objects_insert(deliveries)
-    deliveries_queue(deliveries)
+    notifications_insert(notifications, deliveries)
 
 
 def broadcasts_resume(*, now: datetime | None = None, quiet_for: int = 60) -> int:

@@ -202,21 +202,19 @@ def _store(app: App, drafts: list[NotificationDraft], recipients: Recipients) ->
     notifications, deliveries = [], []
     for draft in drafts:
         user = str(draft.user_id)
-        devices = [] if user in recipients.muted else recipients.devices[user]
-        notification = Notification(
-            id=uuid.uuid4(),
-            app=app,
+        muted = user in recipients.muted
+        devices = [] if muted else recipients.devices[user]
+        notification = notification_new(
+            app_id=app.pk,
             user_id=draft.user_id,
-            **content_of(draft),
-            created_at=now,
-            status=first_status(user in recipients.muted, bool(devices)),
-            completed_at=None if devices else now,
+            content=content_of(draft),
+            now=now,
+            muted=muted,
+            has_devices=bool(devices),
         )
         notifications.append(notification)
         deliveries.extend(deliveries_for(notification, devices, now))
-    objects_insert(notifications)
-    objects_insert(deliveries)
-    deliveries_queue(deliveries)
+    notifications_insert(notifications, deliveries)
     logger.info(
         "accepted %d notification(s), %d delivery(ies) for app %s",
         len(notifications),
@@ -226,19 +224,49 @@ def _store(app: App, drafts: list[NotificationDraft], recipients: Recipients) ->
     return [n.id for n in notifications]
 
 
+def notification_new(
+    *,
+    app_id: Any,
+    user_id: Any,
+    content: dict[str, Any],
+    now: datetime,
+    muted: bool,
+    has_devices: bool,
+    broadcast_id: Any = None,
+) -> Notification:
+    """An unsaved notification of `content` (content_of) to one user, accepted `now`.
+
+    Muted, or without a device, it is complete at once.
+    """
+    if muted:
+        status = NotificationStatus.MUTED
+    else:
+        status = NotificationStatus.QUEUED if has_devices else NotificationStatus.NO_DEVICES
+    return Notification(
+        id=uuid.uuid4(),
+        app_id=app_id,
+        user_id=user_id,
+        **content,
+        created_at=now,
+        broadcast_id=broadcast_id,
+        status=status,
+        completed_at=now if status != NotificationStatus.QUEUED else None,
+    )
+
+
+def notifications_insert(notifications: list[Notification], deliveries: list[Delivery]) -> None:
+    """Write new notifications and their deliveries (COPY), and queue the deliveries' work."""
+    objects_insert(notifications)
+    objects_insert(deliveries)
+    deliveries_queue(deliveries)
+
+
 CONTENT = ("title", "body", "data", "ttl", "priority", "collapse_key", "urgency", "send_at")
 
 
 def content_of(source: Any) -> dict[str, Any]:
     """The content and delivery options of a draft or broadcast, as Notification fields."""
     return {name: getattr(source, name) for name in CONTENT}
-
-
-def first_status(muted: bool, has_devices: bool) -> str:
-    """A new notification's status: muted, queued, or no_devices (complete at once)."""
-    if muted:
-        return NotificationStatus.MUTED
-    return NotificationStatus.QUEUED if has_devices else NotificationStatus.NO_DEVICES
 
 
 def deliveries_for(
