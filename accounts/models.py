@@ -91,6 +91,8 @@ class Enrollment(models.Model):
     app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="enrollments")
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="enrollments")
     created_at = models.DateTimeField(default=timezone.now)
+    # The user said "not from this app": sends are recorded as muted, nothing is delivered.
+    muted = models.BooleanField(default=False)
 
     class Meta:
         # The unique index also serves "which of these user ids are enrolled in app X".

@@ -130,3 +130,15 @@ def invitation_decline(*, user: User, app_id: str) -> None:
     deleted, _ = Invitation.objects.filter(email=user.email, app_id=app_id).delete()
     if not deleted:
         raise NotFound("You have no invitation to that app.")
+
+
+def enrollment_mute(*, user: User, app_id: object, muted: bool) -> Enrollment:
+    """Mute (or unmute) an app for one of its enrolled users; 404 if not enrolled in it."""
+    try:
+        enrollment = Enrollment.objects.get(user=user, app_id=app_id)
+    except (Enrollment.DoesNotExist, ValueError, TypeError):
+        raise NotFound("You are not enrolled in that app.") from None
+    if enrollment.muted != muted:
+        enrollment.muted = muted
+        enrollment.save(update_fields=["muted"])
+    return enrollment

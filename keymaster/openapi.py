@@ -53,6 +53,15 @@ class ErrorDetailOut(serializers.Serializer):
         required=False,
         help_text='validation errors by field path, e.g. {"notifications[3].body": ["..."]}',
     )
+    status = serializers.CharField(
+        required=False, help_text="`not_cancelable`: where the notification stands"
+    )
+    recipients = serializers.IntegerField(
+        required=False, help_text="`quota_exceeded` of a broadcast: the recipients it counted"
+    )
+    remaining = serializers.IntegerField(
+        required=False, help_text="`quota_exceeded` of a broadcast: what is left of the day"
+    )
 
 
 class ErrorOut(serializers.Serializer):

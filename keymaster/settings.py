@@ -221,6 +221,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # `platform` of a device and `platforms` of a broadcast: one enum, one name.
+    "ENUM_NAME_OVERRIDES": {"PlatformEnum": "push.models.Platform"},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "keymaster.openapi.postprocess_links",
@@ -287,6 +289,8 @@ OUTBOUND_ALLOWED_HOSTS = env.str("OUTBOUND_ALLOWED_HOSTS", default="")
 # Deliveries (and receipts) per queued task: enough to keep many requests in flight per task.
 PUSH_DELIVERY_CHUNK = _positive_int("PUSH_DELIVERY_CHUNK", 250)
 PUSH_RECEIPT_CHUNK = _positive_int("PUSH_RECEIPT_CHUNK", 250)
+# Recipients a broadcast's fan-out makes notifications for per transaction.
+PUSH_BROADCAST_CHUNK = _positive_int("PUSH_BROADCAST_CHUNK", 5000)
 # Seconds to wait for FCM or a push service before the attempt counts as a timeout (retried).
 PUSH_SEND_TIMEOUT = env.float("PUSH_SEND_TIMEOUT", default=10.0)
 # A claimed delivery not finished by then is taken back by the sweeper (a killed worker).

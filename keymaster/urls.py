@@ -70,7 +70,8 @@ _PAGE_PREFIXES = ("/login", "/logout", "/console", "/account", "/admin", "/stati
 
 def _is_page(request: HttpRequest) -> bool:
     return request.path == "/" or (
-        request.path.startswith(_PAGE_PREFIXES) and not request.path.startswith("/account/devices")
+        request.path.startswith(_PAGE_PREFIXES)
+        and not request.path.startswith(("/account/devices", "/account/apps/"))
     )
 
 

@@ -100,6 +100,8 @@ class NotificationStatus(models.TextChoices):
     DELIVERED = "delivered"  # every delivery ended, at least one reached a device
     FAILED = "failed"  # every delivery ended, none reached a device
     NO_DEVICES = "no_devices"  # the user had no registered device when it was sent
+    CANCELED = "canceled"  # canceled before any delivery was handed to a provider
+    MUTED = "muted"  # the user muted the app: recorded, never delivered, not counted
 
 
 class Priority(models.TextChoices):
@@ -136,6 +138,17 @@ class Notification(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # Not sent before this (a scheduled send); null: sent when accepted. TTL counts from it.
+    send_at = models.DateTimeField(null=True, blank=True)
+    # Not indexed alone: the partial unique index below serves the lookups by broadcast.
+    broadcast = models.ForeignKey(
+        "Broadcast",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="notifications",
+        db_index=False,
+    )
 
     class Meta:
         indexes = [
@@ -143,6 +156,21 @@ class Notification(models.Model):
             models.Index(fields=["app", "-created_at"], name="notification_app_recent"),
             # The retention prune's batches, oldest first, in keyset order (delivery.retention).
             models.Index(fields=["created_at", "id"], name="notification_created"),
+            # The scheduled notifications of an app (selectors.scheduled_notifications_of_app).
+            models.Index(
+                fields=["app", "send_at"],
+                condition=models.Q(send_at__isnull=False),
+                name="notification_app_send_at",
+            ),
+        ]
+        constraints = [
+            # A broadcast's fan-out never makes two notifications for one user, even run twice;
+            # also the index of a broadcast's counts by status.
+            models.UniqueConstraint(
+                fields=["broadcast", "user_id"],
+                condition=models.Q(broadcast__isnull=False),
+                name="uniq_broadcast_user",
+            )
         ]
 
     def __str__(self) -> str:
@@ -150,7 +178,14 @@ class Notification(models.Model):
 
     @property
     def expires_at(self):  # noqa: ANN201 - datetime
-        return self.created_at + timezone.timedelta(seconds=self.ttl)
+        return (self.send_at or self.created_at) + timezone.timedelta(seconds=self.ttl)
+
+    def is_scheduled(self, now=None) -> bool:  # noqa: ANN001 - datetime
+        """Queued and not yet due: shown as `scheduled`."""
+        now = now or timezone.now()
+        return self.status == NotificationStatus.QUEUED and bool(
+            self.send_at and self.send_at > now
+        )
 
     def ttl_left(self) -> int:
         """Return the seconds left before `expires_at` (0 for a TTL of 0: now or never)."""
@@ -185,6 +220,7 @@ class DeliveryStatus(models.TextChoices):
     DELIVERED = "delivered"
     FAILED = "failed"
     INVALID_TOKEN = "invalid_token"
+    CANCELED = "canceled"  # its notification was canceled before it was handed to a provider
 
 
 DELIVERY_FINAL = (DeliveryStatus.DELIVERED, DeliveryStatus.FAILED, DeliveryStatus.INVALID_TOKEN)
@@ -338,3 +374,88 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"worker {self.name} seen at {self.seen_at:%Y-%m-%d %H:%M:%S}"
+
+
+class BroadcastStatus(models.TextChoices):
+    FANNING_OUT = "fanning_out"  # notifications are being created, chunk by chunk
+    DONE = "done"  # one notification per recipient exists
+    CANCELED = "canceled"
+
+
+class Broadcast(models.Model):
+    """One send to every user of an app who has a device (of some platforms, in a topic)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="broadcasts")
+    title = models.CharField(max_length=256)
+    body = models.TextField()
+    data = models.JSONField(default=dict)
+    ttl = models.PositiveIntegerField(default=MAX_TTL)
+    priority = models.CharField(max_length=10, choices=Priority.choices, default=Priority.NORMAL)
+    collapse_key = models.CharField(max_length=100, blank=True)
+    urgency = models.CharField(max_length=10, choices=Urgency.choices, blank=True)
+    send_at = models.DateTimeField(null=True, blank=True)
+    topic = models.CharField(max_length=64, blank=True)
+    platforms = models.JSONField(default=list)  # empty: every platform
+    status = models.CharField(
+        max_length=12, choices=BroadcastStatus.choices, default=BroadcastStatus.FANNING_OUT
+    )
+    recipients = models.PositiveIntegerField(default=0)  # counted at acceptance
+    # Quota held for it on the day it is due: settled against what was sent when it ends.
+    quota_taken = models.PositiveIntegerField(default=0)
+    # Fan-out goes through the recipients in user id order; each chunk commits with this.
+    cursor = models.UUIDField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    # The last chunk's commit: a fan-out quiet for long has lost its worker (the sweeper).
+    updated_at = models.DateTimeField(default=timezone.now)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # The Console's broadcasts of one app, newest first.
+            models.Index(fields=["app", "-created_at"], name="broadcast_app_recent"),
+            # The sweeper's unfinished fan-outs.
+            models.Index(
+                fields=["updated_at"],
+                condition=models.Q(status="fanning_out"),
+                name="broadcast_fanning_out",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"broadcast {self.id} ({self.status})"
+
+
+class Topic(models.Model):
+    """A named group of an app's users, managed by its backend."""
+
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="topics")
+    name = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        # Also the index of an app's topics by name.
+        constraints = [models.UniqueConstraint(fields=["app", "name"], name="uniq_topic_name")]
+
+    def __str__(self) -> str:
+        return f"topic {self.name}"
+
+
+class TopicMember(models.Model):
+    """One enrolled user in one topic: leaving the app (the enrollment) leaves its topics."""
+
+    topic = models.ForeignKey(Topic, on_delete=models.CASCADE, related_name="member_rows")
+    # Indexed (the default): an enrollment removed takes its memberships by it (cascade).
+    enrollment = models.ForeignKey(
+        "accounts.Enrollment", on_delete=models.CASCADE, related_name="+"
+    )
+    user_id = models.UUIDField()  # the enrollment's user, for the broadcast's join and listing
+
+    class Meta:
+        constraints = [
+            # Adding a member twice is one membership; also the topic's member list by user.
+            models.UniqueConstraint(fields=["topic", "user_id"], name="uniq_topic_member")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} in {self.topic_id}"

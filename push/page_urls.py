@@ -18,6 +18,7 @@ urlpatterns = [
         "account/revoke/<uuid:device_id>", account.DeviceRevokeView.as_view(), name="account-revoke"
     ),
     path("account/password", account.PasswordChangeView.as_view(), name="account-password"),
+    path("account/mute/<uuid:app_id>", account.AppMuteView.as_view(), name="account-mute"),
     path("sw.js", account.service_worker, name="service-worker"),
     path("console/", console.AppListView.as_view(), name="console"),
     path("console/apps/new", console.AppCreateView.as_view(), name="console-app-create"),

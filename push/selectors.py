@@ -61,15 +61,21 @@ def device_count(app: App) -> int:
 
 
 def devices_of_user_by_app(user: User) -> list[dict[str, Any]]:
-    """Return the user's devices grouped by app: ``[{app_id, app_name, devices}]``."""
+    """Return the user's devices grouped by app: ``[{app_id, app_name, muted, devices}]``."""
     devices = (
         Device.objects.filter(user=user)
         .select_related("app")
         .defer("token")
         .order_by("app__name", "app_id", "-last_seen_at")
     )
+    muted = set(user.enrollments.filter(muted=True).values_list("app_id", flat=True))
     return [
-        {"app_id": app.app_id, "app_name": app.name, "devices": list(group)}
+        {
+            "app_id": app.app_id,
+            "app_name": app.name,
+            "muted": app.app_id in muted,
+            "devices": list(group),
+        }
         for app, group in groupby(devices, key=lambda device: device.app)
     ]
 
@@ -111,9 +117,14 @@ def app_for_send(app_id: Any) -> App:
     return app
 
 
+def quota_key(app_id: Any) -> str:
+    """The counter key of an app's daily quota."""
+    return f"quota:{app_id}"
+
+
 def quota_window(config: PushConfig) -> Window:
     """The app's daily quota: epoch-aligned days reset at 00:00 UTC."""
-    return Window(f"quota:{config.app_id}", DAY, config.daily_quota)
+    return Window(quota_key(config.app_id), DAY, config.daily_quota)
 
 
 def notifications_today(config: PushConfig) -> int:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
 from keymaster.fields import StrictBooleanField, StrictCharField
-from push.models import MAX_TTL, Platform, Priority, Urgency
+from push.models import MAX_TTL, NotificationStatus, Platform, Priority, Urgency
 from push.transports.webpush import MAX_ENDPOINT_LENGTH
 
 DATA_MAX_BYTES = 4096  # FCM's payload limit
@@ -37,6 +40,39 @@ class DataField(serializers.DictField):
         return value
 
 
+SCHEDULE_MAX = timedelta(days=30)
+SEND_NOW_WITHIN = timedelta(seconds=1)
+
+
+class SendAtField(serializers.DateTimeField):
+    """`send_at`: RFC 3339 with an offset; past or within a second is now (None)."""
+
+    default_error_messages = {
+        "no_offset": "Must be an RFC 3339 date-time with an offset "
+        "(e.g. 2026-12-24T08:00:00+01:00).",
+        "too_far": "Must be at most 30 days ahead.",
+    }
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault(
+            "help_text",
+            "RFC 3339 with an offset; not sent before this (≤ 30 days ahead; past: now)",
+        )
+        super().__init__(required=False, allow_null=True, default=None, **kwargs)
+
+    def to_internal_value(self, value: Any) -> datetime | None:
+        if not isinstance(value, str):
+            self.fail("invalid", format="RFC 3339")
+        parsed = parse_datetime(value)
+        if parsed is not None and parsed.tzinfo is None:
+            self.fail("no_offset")
+        send_at = super().to_internal_value(value)
+        now = timezone.now()
+        if send_at > now + SCHEDULE_MAX:
+            self.fail("too_far")
+        return send_at if send_at > now + SEND_NOW_WITHIN else None
+
+
 class ContentIn(serializers.Serializer):
     """The content and delivery options every send shares."""
 
@@ -53,6 +89,7 @@ class ContentIn(serializers.Serializer):
     priority = serializers.ChoiceField(Priority.choices, required=False, default=Priority.NORMAL)
     collapse_key = StrictCharField(max_length=100, required=False, default="")
     urgency = serializers.ChoiceField(Urgency.choices, required=False, default="")
+    send_at = SendAtField()
 
 
 class SendIn(ContentIn):
@@ -130,10 +167,28 @@ class NotificationOut(serializers.Serializer):
     ttl = serializers.IntegerField()
     priority = serializers.CharField()
     collapse_key = serializers.CharField()
-    status = serializers.CharField()
+    status = serializers.ChoiceField(
+        ["scheduled", *NotificationStatus.values],
+        help_text="`scheduled` while queued and not yet due (before `send_at`)",
+    )
     created_at = serializers.DateTimeField()
+    send_at = serializers.DateTimeField(allow_null=True, help_text="null: sent when accepted")
     completed_at = serializers.DateTimeField(allow_null=True)
+    broadcast_id = serializers.UUIDField(
+        allow_null=True, help_text="the broadcast it was sent by, if any"
+    )
     deliveries = DeliveryOut(many=True)
+
+    def to_representation(self, instance: Any) -> dict:
+        data = super().to_representation(instance)
+        if instance.is_scheduled():
+            data["status"] = "scheduled"
+        return data
+
+
+class CancelOut(serializers.Serializer):
+    notification_id = serializers.UUIDField()
+    status = serializers.ChoiceField(["canceled"])
 
 
 class ConfigIn(serializers.Serializer):
@@ -228,6 +283,7 @@ class AccountDeviceOut(serializers.Serializer):
 class AccountAppDevicesOut(serializers.Serializer):
     app_id = serializers.UUIDField()
     app_name = serializers.CharField()
+    muted = serializers.BooleanField(help_text="the user muted this app: nothing is delivered")
     devices = AccountDeviceOut(many=True)
 
 

@@ -7,6 +7,7 @@ from keymaster.outage import through_db_outage
 from keymaster.ratelimit import counters_prune
 from push.api.idempotency import idempotency_prune
 from push.delivery import deliveries, receipts
+from push.delivery.fanout import broadcasts_resume
 
 
 @through_db_outage
@@ -27,6 +28,7 @@ def sweep() -> dict[str, int]:
     return {
         "deliveries": deliveries.deliveries_sweep(),
         "receipts": receipts.receipts_sweep(),
+        "broadcasts": broadcasts_resume(),
     }
 
 

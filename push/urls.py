@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from push.api import config, devices, send
+from push.api import account, broadcasts, config, devices, send, topics
 
 urlpatterns = [
     path("push/config/<uuid:app_id>", config.ConfigView.as_view(), name="push-config"),
@@ -23,4 +23,28 @@ urlpatterns = [
         name="push-notification",
     ),
     path("account/devices", devices.AccountDevicesView.as_view(), name="account-devices"),
+    path(
+        "push/notifications/<uuid:notification_id>/cancel",
+        send.NotificationCancelView.as_view(),
+        name="push-notification-cancel",
+    ),
+    path("push/send/broadcast", broadcasts.BroadcastView.as_view(), name="push-send-broadcast"),
+    path(
+        "push/broadcasts/<uuid:broadcast_id>",
+        broadcasts.BroadcastDetailView.as_view(),
+        name="push-broadcast",
+    ),
+    path(
+        "push/broadcasts/<uuid:broadcast_id>/cancel",
+        broadcasts.BroadcastCancelView.as_view(),
+        name="push-broadcast-cancel",
+    ),
+    path("push/topics", topics.TopicListView.as_view(), name="push-topics"),
+    path("push/topics/<str:topic>", topics.TopicView.as_view(), name="push-topic"),
+    path(
+        "push/topics/<str:topic>/members",
+        topics.TopicMembersView.as_view(),
+        name="push-topic-members",
+    ),
+    path("account/apps/<uuid:app_id>", account.AccountAppView.as_view(), name="account-app"),
 ]

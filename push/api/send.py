@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -16,13 +16,14 @@ from accounts.tokens import ClientTokenAuthentication
 from keymaster import metrics
 from keymaster.errors import InvalidInput, validated
 from keymaster.logs import log_ids
-from keymaster.openapi import errors
+from keymaster.openapi import ErrorOut, errors
 from push.api.idempotency import MAX_KEY_LENGTH, send_idempotently
 from push.api.ratelimit import quota_headers
 from push.selectors import app_for_send, notification_of_app
 from push.serializers import (
     BatchIn,
     BulkIn,
+    CancelOut,
     NotificationOut,
     SendIn,
     SendManyOut,
@@ -32,6 +33,7 @@ from push.services.notifications import (
     NotificationDraft,
     notifications_send,
 )
+from push.services.scheduling import notification_cancel
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
@@ -70,7 +72,7 @@ _PRINTABLE = re.compile(r"[\x20-\x7e]+")
 # 200 answers a dry run; 403: no push:send scope, push disabled, users not enrolled; 422: an
 # Idempotency-Key reused with another body; 429: the daily quota.
 SEND_ERRORS = errors(403, 422, 429)
-_CONTENT = ("title", "body", "data", "ttl", "priority", "collapse_key", "urgency")
+_CONTENT = ("title", "body", "data", "ttl", "priority", "collapse_key", "urgency", "send_at")
 
 
 def _draft(user_id: Any, content: dict) -> NotificationDraft:
@@ -192,3 +194,26 @@ class NotificationView(APIView):
         """Show a notification's status and the outcome on each device."""
         notification = notification_of_app(request.user.app, notification_id)
         return Response(NotificationOut(notification).data)
+
+
+class NotificationCancelView(APIView):
+    authentication_classes = [ClientTokenAuthentication]
+    permission_classes = [HasPushSendScope]
+
+    @extend_schema(
+        request=None,
+        responses={
+            200: CancelOut,
+            409: OpenApiResponse(
+                ErrorOut,
+                description="`not_cancelable`: a delivery was handed to a provider, or the "
+                "notification ended; `error.status` says where it stands.",
+            ),
+            **errors(403),
+        },
+        tags=["send"],
+    )
+    def post(self, request: Request, notification_id: str) -> Response:
+        """Cancel a notification still scheduled or queued; its quota is given back."""
+        notification_cancel(app=request.user.app, notification_id=notification_id)
+        return Response({"notification_id": str(notification_id), "status": "canceled"})

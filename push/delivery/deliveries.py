@@ -71,6 +71,8 @@ _LOADED = (
             "collapse_key",
             "urgency",
             "created_at",
+            "send_at",  # TTL counts from it (Notification.expires_at)
+            "broadcast",  # its id goes in the receipt
         )
     ),
 )

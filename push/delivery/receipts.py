@@ -39,19 +39,22 @@ BACKOFF_CAP = 6 * 3600.0
 
 
 def receipt_payload(delivery: Delivery, at: datetime) -> str:
-    """The guide's receipt JSON for one finished delivery (the exact bytes that are signed)."""
-    return json.dumps(
-        {
-            "notification_id": str(delivery.notification_id),
-            "user_id": str(delivery.notification.user_id),
-            "device_id": str(delivery.device_ref),
-            "app_id": str(delivery.app_id),
-            "status": delivery.status,
-            "error": delivery.error or None,
-            "timestamp": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        },
-        separators=(",", ":"),
-    )
+    """The guide's receipt JSON for one finished delivery (the exact bytes that are signed).
+
+    A broadcast's notification adds `broadcast_id`; every other receipt is the guide's exactly.
+    """
+    body = {
+        "notification_id": str(delivery.notification_id),
+        "user_id": str(delivery.notification.user_id),
+        "device_id": str(delivery.device_ref),
+        "app_id": str(delivery.app_id),
+        "status": delivery.status,
+        "error": delivery.error or None,
+        "timestamp": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    if delivery.notification.broadcast_id:
+        body["broadcast_id"] = str(delivery.notification.broadcast_id)
+    return json.dumps(body, separators=(",", ":"))
 
 
 def receipts_create(deliveries: Iterable[Delivery], *, claim: bool = False) -> list[Receipt]:

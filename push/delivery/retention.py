@@ -42,7 +42,13 @@ logger = logging.getLogger(__name__)
 
 # The statuses a notification never leaves. Keep in step with NotificationStatus: one that is
 # not listed (a scheduled send, say) is never deleted.
-ENDED = (NotificationStatus.DELIVERED, NotificationStatus.FAILED, NotificationStatus.NO_DEVICES)
+ENDED = (
+    NotificationStatus.DELIVERED,
+    NotificationStatus.FAILED,
+    NotificationStatus.NO_DEVICES,
+    NotificationStatus.CANCELED,
+    NotificationStatus.MUTED,
+)
 _UNFINISHED_DELIVERY = (DeliveryStatus.QUEUED, DeliveryStatus.SENDING)
 _UNFINISHED_RECEIPT = (ReceiptStatus.PENDING, ReceiptStatus.SENDING)
 STATEMENT_TIMEOUT_MS = 1000

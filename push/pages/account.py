@@ -15,6 +15,7 @@ from django.views import View
 from django.views.decorators.http import require_GET
 
 from accounts.selectors import user_is_admin
+from accounts.services import enrollment_mute
 from accounts.views import access_cookie_set
 from keymaster.errors import NotFound
 from push.forms import AccountPasswordForm
@@ -80,6 +81,21 @@ class PasswordChangeView(LoginRequiredMixin, View):
         update_session_auth_hash(request, form.user)
         messages.success(request, "Password changed. Your other sessions are signed out.")
         return redirect("/account#password")
+
+
+class AppMuteView(LoginRequiredMixin, View):
+    def post(self, request: HttpRequest, app_id: str) -> HttpResponse:
+        """Mute (`muted=1`) or unmute an app the person is enrolled in (else a 404)."""
+        muted = request.POST.get("muted") == "1"
+        try:
+            enrollment = enrollment_mute(user=request.user, app_id=app_id, muted=muted)
+        except NotFound:
+            raise Http404("No such app.") from None
+        name = enrollment.app.name
+        messages.success(
+            request, f"{name} is muted." if muted else f"Notifications from {name} are on again."
+        )
+        return redirect("account")
 
 
 @cache

@@ -11,7 +11,10 @@ from __future__ import annotations
 import functools
 import logging
 import uuid
+from collections import Counter as Tally
+from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.db import connection, transaction
@@ -21,6 +24,7 @@ from accounts.models import App, Enrollment
 from keymaster.bulk import objects_insert
 from keymaster.ratelimit import Take, counter_preview, counter_take
 from push.delivery.queue import deliveries_enqueue
+from push.delivery.scheduled import deliveries_enqueue_at
 from push.models import (
     MAX_TTL,
     Delivery,
@@ -51,6 +55,39 @@ class NotificationDraft:
     priority: str = "normal"
     collapse_key: str = ""
     urgency: str = ""
+    send_at: datetime | None = None  # None: now
+
+
+@dataclass
+class Recipients:
+    """Each target user's devices in the app, and those who muted it."""
+
+    devices: dict[str, list[tuple[Any, str]]]
+    muted: set[str]
+
+
+def quota_day(send_at: datetime | None) -> float:
+    """The instant whose UTC day a send counts against: the day it is due."""
+    return (send_at or timezone.now()).timestamp()
+
+
+def quota_take_by_day(config: PushConfig, due: list[datetime | None], *, preview: bool) -> Take:
+    """Count one notification per entry of `due` on the day it is due; raise 429 if refused.
+
+    Takes are made in day order; one refused raises, and the caller's transaction rolls back
+    the others. Returns today's state (the RateLimit-* headers).
+    """
+    window = quota_window(config)
+    now = quota_day(None)
+    days = Tally(window.start(quota_day(at)) for at in due)
+    today = None
+    for start, amount in sorted(days.items()):
+        take = (counter_preview if preview else counter_take)(window, amount, now=max(start, now))
+        if not take.allowed:
+            raise quota_error(take)
+        if start == window.start(now):
+            today = take
+    return today or counter_preview(window, 0)
 
 
 @functools.cache
@@ -58,13 +95,13 @@ def _devices_sql() -> str:
     enrollment, device = Enrollment._meta.db_table, Device._meta.db_table
     # Table names are ours and every value is a parameter.
     return (
-        f"SELECT e.user_id, d.id, d.platform FROM {enrollment} e"  # noqa: S608
+        f"SELECT e.user_id, d.id, d.platform, e.muted FROM {enrollment} e"  # noqa: S608
         f" LEFT JOIN {device} d ON d.user_id = e.user_id AND d.app_id = e.app_id"
         " WHERE e.app_id = %s AND e.user_id IN ({})"
     )
 
 
-def _devices_of(app: App, drafts: list[NotificationDraft]) -> dict[str, list[tuple[Any, str]]]:
+def _devices_of(app: App, drafts: list[NotificationDraft]) -> Recipients:
     """Each target user's devices in `app`, in one query that also proves each is enrolled.
 
     SQL written once: building this join through the ORM (a FilteredRelation) cost 0.3 ms of
@@ -78,9 +115,13 @@ def _devices_of(app: App, drafts: list[NotificationDraft]) -> dict[str, list[tup
         cursor.execute(_devices_sql().format(", ".join(["%s"] * len(wanted))), params)
         rows = cursor.fetchall()
     devices: dict[str, list[tuple[Any, str]]] = {}
-    for user_id, device_id, platform in rows:
+    muted = set()
+    for user_id, device_id, platform, is_muted in rows:
         # The fields read their own values back: SQLite hands UUIDs over as hex text.
-        mine = devices.setdefault(str(user_pk.to_python(user_id)), [])
+        user = str(user_pk.to_python(user_id))
+        mine = devices.setdefault(user, [])
+        if is_muted:
+            muted.add(user)
         if device_id is not None:
             mine.append((device_pk.to_python(device_id), platform))
     missing = [user_id for user_id in wanted if user_id not in devices]
@@ -88,7 +129,7 @@ def _devices_of(app: App, drafts: list[NotificationDraft]) -> dict[str, list[tup
         raise NotEnrolled(
             f"{len(missing)} target user(s) are not enrolled in this app.", user_ids=missing
         )
-    return devices
+    return Recipients(devices, muted)
 
 
 def notifications_send(
@@ -109,26 +150,23 @@ def notifications_send(
         config = PushConfig.objects.filter(app=app).defer(*CONFIG_SECRETS).first()
     if config is None or not config.enabled:
         raise PushDisabled("Push notifications are not enabled for this app.")
-    devices = _devices_of(app, drafts)
+    recipients = _devices_of(app, drafts)
     if only_devices is not None:
-        devices = {user: [d for d in of if d[0] in only_devices] for user, of in devices.items()}
-    window = quota_window(config)
+        for user, of in recipients.devices.items():
+            recipients.devices[user] = [d for d in of if d[0] in only_devices]
+    # A muted user's notification is recorded but not counted.
+    due = [d.send_at for d in drafts if str(d.user_id) not in recipients.muted]
     if dry_run:
-        preview = counter_preview(window, len(drafts))
-        if not preview.allowed:
-            raise _quota_error(preview)
-        return [], preview
+        return [], quota_take_by_day(config, due, preview=True)
     with transaction.atomic():
-        ids = _store(app, drafts, devices)
+        ids = _store(app, drafts, recipients)
         # Last, so the quota row is locked only for the commit (concurrent sends of one app
         # queue on it); refused here, the whole send rolls back and nothing is counted.
-        take = counter_take(window, len(drafts))
-        if not take.allowed:
-            raise _quota_error(take)
+        take = quota_take_by_day(config, due, preview=False)
     return ids, take
 
 
-def _quota_error(take: Take) -> QuotaExceeded:
+def quota_error(take: Take) -> QuotaExceeded:
     return QuotaExceeded(
         f"Daily quota of {take.limit} notifications reached ({take.used} sent today); "
         "it resets at 00:00 UTC.",
@@ -138,46 +176,24 @@ def _quota_error(take: Take) -> QuotaExceeded:
     )
 
 
-def _store(
-    app: App, drafts: list[NotificationDraft], devices_of: dict[str, list[tuple[Any, str]]]
-) -> list[uuid.UUID]:
+def _store(app: App, drafts: list[NotificationDraft], recipients: Recipients) -> list[uuid.UUID]:
     now = timezone.now()
     notifications, deliveries = [], []
     for draft in drafts:
-        devices = devices_of[str(draft.user_id)]
-        notification = Notification(
-            id=uuid.uuid4(),
-            app=app,
+        user = str(draft.user_id)
+        muted = user in recipients.muted
+        devices = [] if muted else recipients.devices[user]
+        notification = notification_new(
+            app_id=app.pk,
             user_id=draft.user_id,
-            title=draft.title,
-            body=draft.body,
-            data=draft.data,
-            ttl=draft.ttl,
-            priority=draft.priority,
-            collapse_key=draft.collapse_key,
-            urgency=draft.urgency,
-            created_at=now,
-            status=NotificationStatus.QUEUED if devices else NotificationStatus.NO_DEVICES,
-            completed_at=None if devices else now,
+            content=content_of(draft),
+            now=now,
+            muted=muted,
+            has_devices=bool(devices),
         )
         notifications.append(notification)
-        deliveries.extend(
-            Delivery(
-                notification=notification,
-                app=app,
-                device_id=device_id,
-                device_ref=device_id,
-                platform=platform,
-                created_at=now,
-                updated_at=now,
-                next_attempt_at=now,
-                enqueued_at=now,
-            )
-            for device_id, platform in devices
-        )
-    objects_insert(notifications)
-    objects_insert(deliveries)
-    deliveries_enqueue([d.id for d in deliveries])
+        deliveries.extend(deliveries_for(notification, devices, now))
+    notifications_insert(notifications, deliveries)
     logger.info(
         "accepted %d notification(s), %d delivery(ies) for app %s",
         len(notifications),
@@ -185,3 +201,83 @@ def _store(
         app.pk,
     )
     return [n.id for n in notifications]
+
+
+def notification_new(
+    *,
+    app_id: Any,
+    user_id: Any,
+    content: dict[str, Any],
+    now: datetime,
+    muted: bool,
+    has_devices: bool,
+    broadcast_id: Any = None,
+) -> Notification:
+    """An unsaved notification of `content` (content_of) to one user, accepted `now`.
+
+    Muted, or without a device, it is complete at once.
+    """
+    if muted:
+        status = NotificationStatus.MUTED
+    else:
+        status = NotificationStatus.QUEUED if has_devices else NotificationStatus.NO_DEVICES
+    return Notification(
+        id=uuid.uuid4(),
+        app_id=app_id,
+        user_id=user_id,
+        **content,
+        created_at=now,
+        broadcast_id=broadcast_id,
+        status=status,
+        completed_at=now if status != NotificationStatus.QUEUED else None,
+    )
+
+
+def notifications_insert(notifications: list[Notification], deliveries: list[Delivery]) -> None:
+    """Write new notifications and their deliveries (COPY), and queue the deliveries' work."""
+    objects_insert(notifications)
+    objects_insert(deliveries)
+    deliveries_queue(deliveries)
+
+
+CONTENT = ("title", "body", "data", "ttl", "priority", "collapse_key", "urgency", "send_at")
+
+
+def content_of(source: Any) -> dict[str, Any]:
+    """The content and delivery options of a draft or broadcast, as Notification fields."""
+    return {name: getattr(source, name) for name in CONTENT}
+
+
+def deliveries_for(
+    notification: Notification, devices: list[tuple[Any, str]], now: datetime
+) -> list[Delivery]:
+    """One delivery per device; a scheduled one is not due (nor queued) before `send_at`."""
+    due = notification.send_at or now
+    return [
+        Delivery(
+            notification=notification,
+            app_id=notification.app_id,
+            device_id=device_id,
+            device_ref=device_id,
+            platform=platform,
+            created_at=now,
+            updated_at=now,
+            next_attempt_at=due,
+            enqueued_at=due,
+        )
+        for device_id, platform in devices
+    ]
+
+
+def deliveries_queue(deliveries: list[Delivery]) -> None:
+    """Queue the stored deliveries' work: now, or invisible to workers until they are due."""
+    now, later = [], defaultdict(list)
+    for delivery in deliveries:
+        send_at = delivery.notification.send_at
+        if send_at is None:
+            now.append(delivery.id)
+        else:
+            later[send_at].append(delivery.id)
+    deliveries_enqueue(now)
+    for send_at, ids in later.items():
+        deliveries_enqueue_at(ids, send_at)

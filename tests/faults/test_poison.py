@@ -78,7 +78,7 @@ def test_poison_rows_fail_alone_after_their_attempts(
     # One chunk for both apps, as the sweeper queues retries: the receipts share one too.
     OrmQ.objects.all().delete()
     Delivery.objects.update(enqueued_at=None)
-    assert sweep() == {"deliveries": 51, "receipts": 0}
+    assert sweep() == {"deliveries": 51, "receipts": 0, "broadcasts": 0}
 
     with Qcluster(tmp_path / "qcluster.log", PUSH_MAX_ATTEMPTS=str(ATTEMPTS)) as cluster:
         for attempt in attempt_rounds(poison, ATTEMPTS, 30, "attempt of the poison rows"):

@@ -33,6 +33,7 @@ from django.db import connection, transaction
 from django.http import HttpResponse
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
+from django.utils import timezone
 from django.views import View
 
 from accounts.models import App, AppAdmin, Enrollment, User
@@ -47,7 +48,9 @@ from push.models import (
     Receipt,
     WorkerHeartbeat,
 )
+from push.services.broadcasts import BroadcastDraft, broadcast_send
 from push.services.notifications import NotificationDraft, notifications_send
+from push.services.topics import topic_members_change
 from tests.factories import PASSWORD, enable_push, enroll, make_app, make_user, register
 from tests.push.subscriptions import browser_subscription
 
@@ -353,7 +356,70 @@ API_ROWS = [
         f"401 401 401 401 404 403 200 401 401 401 | {BROWSERS_401}",
         tenant="Y",
     ),
+    Row(
+        "POST",
+        "/push/notifications/{sX}/cancel",
+        f"401 401 401 401 200 403 404 401 401 401 | {BROWSERS_401}",
+        tenant="X",
+    ),
+    Row(
+        "POST",
+        "/push/notifications/{sY}/cancel",
+        f"401 401 401 401 404 403 200 401 401 401 | {BROWSERS_401}",
+        tenant="Y",
+    ),
+    Row(
+        "POST",
+        "/push/send/broadcast",
+        f"401 401 401 401 202 403 202 401 401 401 | {BROWSERS_401}",
+        note="each app to its own users",
+        body=lambda w: {"title": "Gym", "body": "Closes early today"},
+    ),
+    Row(
+        "GET",
+        "/push/broadcasts/{bX}",
+        f"401 401 401 401 200 403 404 401 401 401 | {BROWSERS_401}",
+        tenant="X",
+    ),
+    Row(
+        "POST",
+        "/push/broadcasts/{bX}/cancel",
+        f"401 401 401 401 200 403 404 401 401 401 | {BROWSERS_401}",
+        tenant="X",
+    ),
+    Row(
+        "GET",
+        "/push/topics",
+        f"401 401 401 401 200 403 200 401 401 401 | {BROWSERS_401}",
+        note="each app its own topics",
+    ),
+    Row(
+        "POST",
+        "/push/topics/shift-a/members",
+        f"401 401 401 401 200 403 403 401 401 401 | {BROWSERS_401}",
+        body=lambda w: {"add": [w.ids["B"]]},
+        tenant="X",
+    ),
+    Row(
+        "GET",
+        "/push/topics/shift-a/members",
+        f"401 401 401 401 200 403 404 401 401 401 | {BROWSERS_401}",
+        tenant="X",
+    ),
+    Row(
+        "DELETE",
+        "/push/topics/shift-a",
+        f"401 401 401 401 204 403 404 401 401 401 | {BROWSERS_401}",
+        tenant="X",
+    ),
     Row("GET", "/account/devices", f"401 200 200 200 401 401 401 200 200 200 | {BROWSERS_401}"),
+    Row(
+        "PATCH",
+        "/account/apps/{X}",
+        f"401 200 200 404 401 401 401 404 404 404 | {BROWSERS_401}",
+        body=lambda w: {"muted": True},
+        tenant="X",
+    ),
 ]
 
 _TAB = "/console/apps/{X}/notifications/"
@@ -417,6 +483,14 @@ PAGE_ROWS = [
         others_device=("A*", "B*", "aX*", "aY*", "st*"),
     ),
     Row("POST", "/account/revoke/{none}", f"{PAGE_ANON} | 404 404 404 404 404 404", form=True),
+    Row(
+        "POST",
+        "/account/mute/{X}",
+        f"{PAGE_ANON} | 302 302 404 404 404 404",
+        form=True,
+        body=lambda w: {"muted": "1"},
+        tenant="X",
+    ),
     Row("GET", "/console/", f"{PAGE_ANON} | 403 403 403 200 200 200"),
     Row(
         "POST",
@@ -667,8 +741,9 @@ def _browser(email: str) -> Caller:
     return Caller("", csrf=cookies["csrftoken"], cookies=cookies)
 
 
-def _notification(app: App, user: User) -> str:
-    draft = NotificationDraft(user_id=user.pk, title="Hello", body="World", data={})
+def _notification(app: App, user: User, *, later: bool = False) -> str:
+    send_at = timezone.now() + timedelta(hours=1) if later else None
+    draft = NotificationDraft(user_id=user.pk, title="Hello", body="World", send_at=send_at)
     ids, _ = notifications_send(app=app, drafts=[draft])
     return str(ids[0])
 
@@ -682,7 +757,6 @@ def _receipt(notification_id: str) -> str:
 
 
 def _admin_objects(world: dict[str, str], app_x: App, admin_x: User, user_a: User) -> None:
-    from django.utils import timezone
     from django_q.models import OrmQ, Schedule, Task
 
     now = timezone.now()
@@ -728,6 +802,12 @@ def _build_world() -> tuple[World, dict[str, Caller]]:
     ids["nX"] = _notification(app_x, people["A"])
     ids["nY"] = _notification(app_y, people["C"])
     ids["rX"], ids["rY"] = _receipt(ids["nX"]), _receipt(ids["nY"])
+    ids["sX"] = _notification(app_x, people["A"], later=True)
+    ids["sY"] = _notification(app_y, people["C"], later=True)
+    ids["bX"] = str(
+        broadcast_send(app=app_x, draft=BroadcastDraft(title="t", body="b")).broadcast_id
+    )
+    topic_members_change(app=app_x, topic="shift-a", add=[people["A"].pk], remove=[])
     _admin_objects(ids, app_x, people["aX"], people["A"])
     world = World(
         ids=ids,
@@ -954,7 +1034,25 @@ def _patterns() -> dict[str, URLPattern]:
 FAKE_IDS = (
     {
         name: str(uuid.uuid4())
-        for name in ("X", "Y", "none", "dA", "dB", "dC", "nX", "nY", "A", "B", "C", "D", "aX", "aY")
+        for name in (
+            "X",
+            "Y",
+            "none",
+            "dA",
+            "dB",
+            "dC",
+            "nX",
+            "nY",
+            "sX",
+            "sY",
+            "bX",
+            "A",
+            "B",
+            "C",
+            "D",
+            "aX",
+            "aY",
+        )
     }
     | {name: "1" for name in ("rX", "rY", "ct", "group", "schedule", "ormq", "appadmin")}
     | {name: "1" for name in ("delivery", "audit", "beat")}

@@ -135,3 +135,19 @@ def test_service_worker_is_served_from_the_root():
     assert response["Content-Type"].startswith("text/javascript")
     assert response["Service-Worker-Allowed"] == "/"
     assert b'addEventListener("push"' in response.content
+
+
+def test_account_page_mutes_and_unmutes_an_app(app, person):
+    register(person, app)
+    client = Client()
+    client.force_login(person)
+    page = client.get("/account").content.decode()
+    assert "Notifications from GymOps are on." in page
+    assert client.post(f"/account/mute/{app.app_id}", {"muted": "1"}).url == "/account"
+    assert person.enrollments.get(app=app).muted
+    page = client.get("/account").content.decode()
+    assert "GymOps is muted." in page and 'aria-checked="false"' in page
+    client.post(f"/account/mute/{app.app_id}", {"muted": "0"})
+    assert not person.enrollments.get(app=app).muted
+    other = make_app(name="Not mine")[0]
+    assert client.post(f"/account/mute/{other.app_id}", {"muted": "1"}).status_code == 404
