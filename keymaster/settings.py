@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_q",
+    "corsheaders",
     "keymaster",
     "accounts",
     "push",
@@ -63,6 +64,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First, so an oversized body is refused before anything else runs or reads it.
     "keymaster.middleware.RequestSizeLimitMiddleware",
+    # Before anything that answers: a preflight gets its CORS answer here (push.cors).
+    "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -250,6 +253,14 @@ PUSH_MAX_ATTEMPTS = _positive_int("PUSH_MAX_ATTEMPTS", 50)
 # Seconds a task waits for the database to come back (a restart, a failover) before it fails;
 # well under Q_TIMEOUT, so the task is not killed meanwhile.
 DB_OUTAGE_WAIT = env.float("DB_OUTAGE_WAIT", default=30.0)
+# CORS for apps' own web pages (push.cors): only the endpoints a browser calls, only origins
+# some app allows (its push config's allowed_origins), Bearer tokens only, never cookies.
+CORS_URLS_REGEX = r"^/(auth/token|auth/token/refresh|push/devices/register|push/subscribe|push/opened|push/devices/[0-9a-fA-F-]{36}|account/devices)$"  # noqa: E501
+CORS_ALLOW_CREDENTIALS = False
+CORS_ALLOW_HEADERS = ("authorization", "content-type")
+CORS_ALLOW_METHODS = ("DELETE", "GET", "OPTIONS", "POST")
+CORS_EXPOSE_HEADERS = ("Retry-After",)
+CORS_PREFLIGHT_MAX_AGE = 600
 FCM_API_URL = env.str("FCM_API_URL", default="https://fcm.googleapis.com")
 FCM_CREDENTIALS_FILE = env.str("FCM_CREDENTIALS_FILE", default="")
 

@@ -8,6 +8,8 @@ class PushConfig(AppConfig):
     def ready(self) -> None:
         from django_q.signals import post_spawn
 
+        import push.cors  # noqa: F401 - connects django-cors-headers' check_request_enabled
+
         post_spawn.connect(_worker_warm_up, dispatch_uid="push-worker-warm-up")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 
 from keymaster.errors import InvalidInput
+from push.cors import origins_validate
 from push.models import Platform
 
 MAX_SERVICE_ACCOUNT_BYTES = 64 * 1024
@@ -31,6 +32,26 @@ class PushSettingsForm(forms.Form):
             "max_value": "The daily quota can be at most %(limit_value)s.",
         },
     )
+    allowed_origins = forms.CharField(
+        label="Allowed origins",
+        required=False,
+        max_length=20_000,
+        help_text="Your own web pages that may register devices, one origin a line "
+        "(https://app.example.com; http only for localhost).",
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "https://app.example.com"}),
+    )
+    track_opens = forms.BooleanField(
+        label="Track opens (a click on a web notification is recorded)", required=False
+    )
+
+    def clean_allowed_origins(self) -> list[str]:
+        lines = [line.strip() for line in self.cleaned_data["allowed_origins"].splitlines()]
+        try:
+            return origins_validate([line for line in lines if line])
+        except InvalidInput as exc:
+            raise forms.ValidationError(
+                [message for messages in exc.extra["fields"].values() for message in messages]
+            ) from None
 
 
 class SendTestForm(forms.Form):

@@ -145,6 +145,16 @@ class ConfigIn(serializers.Serializer):
         help_text="https URL receipts are POSTed to; empty or null to stop receipts",
     )
     daily_quota = serializers.IntegerField(min_value=1, max_value=2_000_000_000, required=False)
+    allowed_origins = serializers.ListField(
+        child=serializers.CharField(max_length=300),
+        required=False,
+        max_length=50,
+        help_text="origins of the app's own web pages that may call the browser endpoints "
+        "(https://host[:port]; http only for localhost and 127.0.0.1); at most 50",
+    )
+    track_opens = StrictBooleanField(
+        required=False, help_text="put an open token in each Web Push payload (POST /push/opened)"
+    )
 
 
 class ConfigOut(serializers.Serializer):
@@ -159,6 +169,8 @@ class ConfigOut(serializers.Serializer):
     )
     webhook_disabled_reason = serializers.CharField(allow_blank=True)
     last_error = serializers.CharField(allow_blank=True)
+    allowed_origins = serializers.ListField(child=serializers.CharField())
+    track_opens = serializers.BooleanField()
 
 
 class RegisterIn(serializers.Serializer):

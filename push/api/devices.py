@@ -20,6 +20,7 @@ from accounts.tokens import (
 from keymaster.errors import InvalidInput, NotFound, validated
 from keymaster.openapi import errors
 from push.api.common import device_label
+from push.cors import OriginNotAllowed, cross_origin
 from push.selectors import devices_of_app, devices_of_user_by_app, webpush_subscription_count
 from push.serializers import (
     AccountDevicesOut,
@@ -56,6 +57,7 @@ class RegisterView(APIView):
             platform=data["platform"],
             push_token=data["push_token"],
             label=device_label(request),
+            origin=cross_origin(request),
         )
         code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
         return Response({"device_id": str(device.id)}, status=code)
@@ -71,6 +73,9 @@ class SubscribeView(APIView):
     )
     def post(self, request: Request) -> Response:
         """Save this browser's Web Push subscription (upsert by user, app and endpoint)."""
+        origin = cross_origin(request)
+        if origin and isinstance(request.successful_authenticator, CookieTokenAuthentication):
+            raise OriginNotAllowed("A cross-origin call authenticates with a Bearer token.")
         data = validated(SubscribeIn, request.data)
         app_id = data.pop("app_id", None) or settings.PUSH_DEFAULT_APP_ID
         if not app_id:
@@ -89,6 +94,7 @@ class SubscribeView(APIView):
             # Keymaster's own app: every signed-in person may get its notifications.
             auto_enroll=str(app_id) == settings.PUSH_DEFAULT_APP_ID,
             request_field="",  # the body is the subscription: errors name `keys.p256dh`
+            origin=origin,
         )
         return Response({"ok": True, "count": webpush_subscription_count(request.user, device.app)})
 

@@ -109,7 +109,12 @@ def _tab_context(request: HttpRequest, app: Any, forms: dict[str, Form]) -> dict
 
 
 def _settings_form(config: PushConfig) -> PushSettingsForm:
-    initial = {"webhook_url": config.webhook_url, "daily_quota": config.daily_quota}
+    initial = {
+        "webhook_url": config.webhook_url,
+        "daily_quota": config.daily_quota,
+        "allowed_origins": "\n".join(config.allowed_origins),
+        "track_opens": config.track_opens,
+    }
     return PushSettingsForm(initial=initial, auto_id="settings_%s")
 
 
