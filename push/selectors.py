@@ -14,7 +14,7 @@ from accounts.models import App, User
 from push.models import Device, PushConfig
 
 # What a send reads of its app's push config: never its secrets.
-_SEND_CONFIG = ("enabled", "daily_quota")
+_SEND_CONFIG = ("enabled", "daily_quota", "track_opens")  # track_opens: the size check
 
 
 def devices_of_app(
@@ -67,8 +67,8 @@ def app_for_send(app_id: Any) -> App:
 
     SQL written once: the ORM spent 0.24 ms of CPU building and compiling this select_related
     on every send (bench/README.md, item 18). The config, when the app has one, holds only
-    `enabled` and `daily_quota` (other fields are deferred). Raises App.DoesNotExist, or
-    ValueError for an id that is not a UUID.
+    `enabled`, `daily_quota` and `track_opens` (other fields are deferred). Raises
+    App.DoesNotExist, or ValueError for an id that is not a UUID.
     """
     pk = App._meta.pk.get_db_prep_value(uuid.UUID(str(app_id)), connection)
     app = next(iter(App.objects.raw(_app_for_send_sql(), [pk])), None)

@@ -15,19 +15,32 @@ DATA_MAX_BYTES = 4096  # FCM's payload limit
 MAX_OFFSET = 1_000_000_000
 
 
-class StrictStringField(StrictCharField):
-    """A string that stays a string: FCM `data` values must be strings, not numbers."""
-
-    default_error_messages = {"not_string": "Must be a string (FCM data values are strings)."}
+# Keys FCM refuses in `data` (https://firebase.google.com/docs/cloud-messaging/concept-options):
+# refused at acceptance, not by FCM on every device later.
+FCM_RESERVED_KEYS = frozenset({"from", "message_type", "collapse_key"})
+FCM_RESERVED_PREFIXES = ("google.", "gcm.")
 
 
 class DataField(serializers.DictField):
-    """`data`: an object of string values, at most 4 KB serialized."""
+    """`data`: an object of any JSON values, at most 4 KB serialized, no key FCM reserves.
 
-    child = StrictStringField(allow_blank=True, trim_whitespace=False, max_length=DATA_MAX_BYTES)
+    FCM gets each value as a string (JSON-encoded when it is not one), Web Push as JSON.
+    """
 
-    def to_internal_value(self, data: Any) -> dict[str, str]:
+    child = serializers.JSONField()
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
         value = super().to_internal_value(data)
+        reserved = [
+            key
+            for key in value
+            if key in FCM_RESERVED_KEYS or key.lower().startswith(FCM_RESERVED_PREFIXES)
+        ]
+        if reserved:
+            raise serializers.ValidationError(
+                {key: ["Reserved by FCM (from, message_type, collapse_key, google.*, gcm.*)."]
+                 for key in reserved}
+            )  # fmt: skip
         size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
         if size > DATA_MAX_BYTES:
             raise serializers.ValidationError(
@@ -125,7 +138,7 @@ class NotificationOut(serializers.Serializer):
     user_id = serializers.UUIDField()
     title = serializers.CharField()
     body = serializers.CharField()
-    data = serializers.DictField(child=serializers.CharField())
+    data = serializers.DictField(child=serializers.JSONField())
     ttl = serializers.IntegerField()
     priority = serializers.CharField()
     collapse_key = serializers.CharField()

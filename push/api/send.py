@@ -81,6 +81,7 @@ class _SendView(APIView):
     permission_classes = [HasPushSendScope]
     input: type[serializers.Serializer]
     endpoint = ""
+    field_prefix = ""  # how an error names one notification's fields in the request
 
     def get_authenticators(self) -> list[ClientTokenAuthentication]:
         # The app comes with what a send needs of its push config: one query for both.
@@ -109,7 +110,11 @@ class _SendView(APIView):
 
         def send() -> tuple[int, dict]:
             ids, take = notifications_send(
-                app=app, drafts=self.drafts(data), dry_run=data["dry_run"], config=config
+                app=app,
+                drafts=self.drafts(data),
+                dry_run=data["dry_run"],
+                config=config,
+                field_prefix=self.field_prefix,
             )
             headers.update(quota_headers(take))
             return (200 if data["dry_run"] else 202), self.answer(ids, data["dry_run"])
@@ -165,6 +170,7 @@ class SendBulkView(_SendView):
 
 class SendBatchView(_SendView):
     input, endpoint = BatchIn, "batch"
+    field_prefix = "notifications[{index}]."
 
     def drafts(self, data: dict) -> list[NotificationDraft]:
         return [_draft(item["user_id"], item) for item in data["notifications"]]

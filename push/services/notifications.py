@@ -30,6 +30,7 @@ from push.models import (
     PushConfig,
 )
 from push.services.devices import NotEnrolled, PushDisabled
+from push.services.limits import payload_check
 from push.services.queue import deliveries_enqueue
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ class NotificationDraft:
     user_id: uuid.UUID
     title: str
     body: str
-    data: dict[str, str] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
     ttl: int = MAX_TTL
     priority: str = "normal"
     collapse_key: str = ""
@@ -80,13 +81,13 @@ def _devices_sql() -> str:
     enrollment, device = Enrollment._meta.db_table, Device._meta.db_table
     # Table names are ours and every value is a parameter.
     return (
-        f"SELECT e.user_id, d.id, d.platform FROM {enrollment} e"  # noqa: S608
+        f"SELECT e.user_id, d.id, d.platform, d.transport FROM {enrollment} e"  # noqa: S608
         f" LEFT JOIN {device} d ON d.user_id = e.user_id AND d.app_id = e.app_id"
         " WHERE e.app_id = %s AND e.user_id IN ({})"
     )
 
 
-def _devices_of(app: App, drafts: list[NotificationDraft]) -> dict[str, list[tuple[Any, str]]]:
+def _devices_of(app: App, drafts: list[NotificationDraft]) -> dict[str, list[tuple[Any, str, str]]]:
     """Each target user's devices in `app`, in one query that also proves each is enrolled.
 
     SQL written once: building this join through the ORM (a FilteredRelation) cost 0.3 ms of
@@ -99,12 +100,12 @@ def _devices_of(app: App, drafts: list[NotificationDraft]) -> dict[str, list[tup
     with connection.cursor() as cursor:
         cursor.execute(_devices_sql().format(", ".join(["%s"] * len(wanted))), params)
         rows = cursor.fetchall()
-    devices: dict[str, list[tuple[Any, str]]] = {}
-    for user_id, device_id, platform in rows:
+    devices: dict[str, list[tuple[Any, str, str]]] = {}
+    for user_id, device_id, platform, transport in rows:
         # The fields read their own values back: SQLite hands UUIDs over as hex text.
         mine = devices.setdefault(str(user_pk.to_python(user_id)), [])
         if device_id is not None:
-            mine.append((device_pk.to_python(device_id), platform))
+            mine.append((device_pk.to_python(device_id), platform, transport))
     missing = [user_id for user_id in wanted if user_id not in devices]
     if missing:
         raise NotEnrolled(
@@ -119,17 +120,25 @@ def notifications_send(
     drafts: list[NotificationDraft],
     dry_run: bool = False,
     config: PushConfig | None = None,
+    field_prefix: str = "",
 ) -> tuple[list[uuid.UUID], Take]:
     """Accept `drafts` as one all-or-nothing send; return their ids and the quota state.
 
     `config`: the app's push config, when the caller has just loaded it (the send views load
-    it with the app, in one query); otherwise it is read here.
+    it with the app, in one query); otherwise it is read here. `field_prefix`: how the
+    request names a draft in errors (``notifications[{index}].``).
     """
     if config is None:
         config = PushConfig.objects.filter(app=app).defer(*CONFIG_SECRETS).first()
     if config is None or not config.enabled:
         raise PushDisabled("Push notifications are not enabled for this app.")
     devices = _devices_of(app, drafts)
+    payload_check(
+        drafts,
+        [{transport for _, _, transport in devices[str(d.user_id)]} for d in drafts],
+        track_opens=config.track_opens,
+        field_prefix=field_prefix,
+    )
     window = quota_window(config)
     if dry_run:
         preview = counter_preview(window, len(drafts))
@@ -157,7 +166,7 @@ def _quota_error(take: Take) -> QuotaExceeded:
 
 
 def _store(
-    app: App, drafts: list[NotificationDraft], devices_of: dict[str, list[tuple[Any, str]]]
+    app: App, drafts: list[NotificationDraft], devices_of: dict[str, list[tuple[Any, str, str]]]
 ) -> list[uuid.UUID]:
     now = timezone.now()
     notifications, deliveries = [], []
@@ -191,7 +200,7 @@ def _store(
                 next_attempt_at=now,
                 enqueued_at=now,
             )
-            for device_id, platform in devices
+            for device_id, platform, _ in devices
         )
     objects_insert(notifications)
     objects_insert(deliveries)

@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -48,11 +48,12 @@ class PushMessage:
     notification_id: str
     title: str
     body: str
-    data: dict[str, str] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)  # any JSON values
     ttl: int = 2_419_200
     priority: str = "normal"  # normal | high
     collapse_key: str | None = None
     urgency: str | None = None  # Web Push Urgency: very-low | low | normal | high
+    open_token: str | None = None  # Web Push only, when the app tracks opens (push.opens)
 
 
 def outcome_for_bug(exc: BaseException, *, redact: str = "") -> Outcome:
