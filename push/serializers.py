@@ -125,6 +125,9 @@ class DeliveryOut(serializers.Serializer):
     error = serializers.CharField(allow_null=True)
     attempts = serializers.IntegerField()
     updated_at = serializers.DateTimeField()
+    opened_at = serializers.DateTimeField(
+        allow_null=True, help_text="when its user opened it (apps that track opens)"
+    )
 
     def to_representation(self, instance: Any) -> dict:
         data = super().to_representation(instance)
@@ -192,6 +195,20 @@ class RegisterIn(serializers.Serializer):
     push_token = serializers.JSONField(
         help_text="an FCM registration token, or (web) a PushSubscription object or its JSON"
     )
+
+
+class OpenedIn(serializers.Serializer):
+    """POST /push/opened: a Web Push payload's open_token, or (with a user JWT) the id."""
+
+    token = StrictCharField(required=False, max_length=100, help_text="open_token of a payload")
+    notification_id = serializers.UUIDField(
+        required=False, help_text="from FCM's data, with the user's Bearer token"
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("token" in attrs) == ("notification_id" in attrs):
+            raise serializers.ValidationError("Give either token or notification_id.")
+        return attrs
 
 
 class DeviceIdOut(serializers.Serializer):

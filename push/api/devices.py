@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -18,8 +18,9 @@ from accounts.tokens import (
     UserTokenAuthentication,
 )
 from keymaster.errors import InvalidInput, NotFound, validated
-from keymaster.openapi import errors
+from keymaster.openapi import ErrorOut, errors
 from push.api.common import device_label
+from push.api.cors import CORS_HEADERS
 from push.cors import OriginNotAllowed, cross_origin
 from push.selectors import devices_of_app, devices_of_user_by_app, webpush_subscription_count
 from push.serializers import (
@@ -34,6 +35,17 @@ from push.serializers import (
 )
 from push.services.devices import device_register, device_remove
 
+# 403 also when a web page of another origin registers for an app that does not list it.
+ORIGIN_ERRORS = {
+    **errors(404, 429),
+    403: OpenApiResponse(
+        ErrorOut,
+        description="Push is disabled for the app (`push_disabled`), the user is not enrolled "
+        "(`not_enrolled`), or the calling page's origin is not in the app's allowed_origins "
+        "(`origin_not_allowed`).",
+    ),
+}
+
 
 def _path_id(description: str) -> OpenApiParameter:
     # One path, two meanings: GET lists an app's devices, DELETE removes one device.
@@ -45,7 +57,8 @@ class RegisterView(APIView):
 
     @extend_schema(
         request=RegisterIn,
-        responses={201: DeviceIdOut, 200: DeviceIdOut, **errors(403, 404, 429)},
+        responses={201: DeviceIdOut, 200: DeviceIdOut, **ORIGIN_ERRORS},
+        parameters=CORS_HEADERS,
         tags=["devices"],
     )
     def post(self, request: Request) -> Response:
@@ -68,7 +81,8 @@ class SubscribeView(APIView):
 
     @extend_schema(
         request=SubscribeIn,
-        responses={200: SubscribeOut, **errors(403, 404, 429)},
+        responses={200: SubscribeOut, **ORIGIN_ERRORS},
+        parameters=CORS_HEADERS,
         tags=["devices"],
     )
     def post(self, request: Request) -> Response:
@@ -128,7 +142,7 @@ class DevicesView(APIView):
         )
 
     @extend_schema(
-        parameters=[_path_id("The device_id of the device to remove.")],
+        parameters=[_path_id("The device_id of the device to remove."), *CORS_HEADERS],
         responses={204: None, **errors(403)},
         tags=["devices"],
     )
@@ -145,7 +159,7 @@ class DevicesView(APIView):
 class AccountDevicesView(APIView):
     authentication_classes = [UserTokenAuthentication]
 
-    @extend_schema(responses={200: AccountDevicesOut}, tags=["devices"])
+    @extend_schema(responses={200: AccountDevicesOut}, parameters=CORS_HEADERS, tags=["devices"])
     def get(self, request: Request) -> Response:
         """List the caller's own devices, grouped by app."""
         groups = devices_of_user_by_app(request.user)

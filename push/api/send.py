@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 from accounts.permissions import HasPushSendScope
 from accounts.tokens import ClientTokenAuthentication
 from keymaster.errors import InvalidInput, validated
-from keymaster.openapi import errors
+from keymaster.openapi import ErrorOut, errors
 from push.selectors import app_for_send
 from push.serializers import (
     BatchIn,
@@ -68,7 +68,16 @@ SEND_HEADERS = [
 _PRINTABLE = re.compile(r"[\x20-\x7e]+")
 # 200 answers a dry run; 403: no push:send scope, push disabled, users not enrolled; 422: an
 # Idempotency-Key reused with another body; 429: the daily quota.
-SEND_ERRORS = errors(403, 422, 429)
+SEND_ERRORS = {
+    **errors(403, 422, 429),
+    400: OpenApiResponse(
+        ErrorOut,
+        description="Invalid input (`validation_error`, `fields` naming each; `data` keys FCM "
+        "reserves are one), or a notification too large for a provider its user has a device "
+        "with (`payload_too_large`: `fields` names its title, body and data, `size` and "
+        "`limit` in bytes, `provider` `webpush` or `fcm`). Nothing was stored or counted.",
+    ),
+}
 _CONTENT = ("title", "body", "data", "ttl", "priority", "collapse_key", "urgency")
 
 
