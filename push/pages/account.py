@@ -20,7 +20,8 @@ from push.selectors import devices_of_user_by_app
 from push.selectors_console import browser_push_key
 from push.services.devices import device_remove
 
-SERVICE_WORKER = Path(settings.BASE_DIR) / "static" / "keymaster" / "sw.js"
+# The same worker apps copy to their own sites (README "Web Push on your own site").
+SERVICE_WORKER = Path(settings.BASE_DIR) / "static" / "keymaster" / "keymaster-sw.js"
 
 
 @require_GET
