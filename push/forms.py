@@ -64,8 +64,14 @@ class SendTestForm(forms.Form):
         label="Body",
         max_length=4096,
         initial="Sent from the Keymaster Console.",
-        widget=forms.Textarea(attrs={"rows": 2}),
+        # No maxlength: a counter (byte-counter.js) shows the size instead of cutting the text;
+        # what providers accept is checked when it is sent (push.services.limits).
+        widget=forms.Textarea(attrs={"rows": 2, "data-byte-counter": "4096"}),
     )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["body"].widget.attrs.pop("maxlength", None)
 
 
 class DeviceFilterForm(forms.Form):

@@ -20,7 +20,7 @@ from django.conf import settings
 from accounts.tokens import user_tokens_issue
 from push.models import Delivery, Device, PushConfig
 from tests.drain import drain
-from tests.e2e.browser import sign_in
+from tests.e2e.browser import expect, sign_in
 from tests.factories import (
     PASSWORD,
     app_client,
@@ -263,3 +263,26 @@ def _b64url(text: str) -> bytes:
     import base64
 
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def test_the_console_sets_allowed_origins_and_counts_body_bytes(page, live_server, gym):
+    app, _, _ = gym
+    admin = make_admin(app)
+    sign_in(page, live_server, admin.email, PASSWORD)
+    page.goto(f"{live_server.url}/console/apps/{app.app_id}/notifications/")
+
+    page.get_by_label("Allowed origins").fill("https://app.example.com\nhttp://evil.example.com")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.get_by_text("must use https")).to_be_visible()
+    page.get_by_label("Allowed origins").fill("https://App.example.com/\nhttp://localhost:5173")
+    page.get_by_label("Track opens").check()
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.get_by_text("Settings saved.")).to_be_visible()
+    config = PushConfig.objects.get(app=app)
+    assert config.allowed_origins == ["https://app.example.com", "http://localhost:5173"]
+    assert config.track_opens
+
+    body = page.get_by_label("Body")
+    body.fill("é" * 3000)  # 6,000 bytes: shown, not cut
+    assert body.input_value() == "é" * 3000
+    expect(page.locator("[id$=body_bytes]")).to_have_text("6,000 / 4,096 bytes")
