@@ -194,6 +194,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "keymaster.openapi.postprocess_links",
+        "push.api.cors.postprocess_cors",
     ],
 }
 

@@ -20,7 +20,6 @@ from accounts.tokens import (
 from keymaster.errors import InvalidInput, NotFound, validated
 from keymaster.openapi import ErrorOut, errors
 from push.api.common import device_label
-from push.api.cors import CORS_HEADERS
 from push.cors import OriginNotAllowed, cross_origin
 from push.selectors import devices_of_app, devices_of_user_by_app, webpush_subscription_count
 from push.serializers import (
@@ -58,7 +57,6 @@ class RegisterView(APIView):
     @extend_schema(
         request=RegisterIn,
         responses={201: DeviceIdOut, 200: DeviceIdOut, **ORIGIN_ERRORS},
-        parameters=CORS_HEADERS,
         tags=["devices"],
     )
     def post(self, request: Request) -> Response:
@@ -82,7 +80,6 @@ class SubscribeView(APIView):
     @extend_schema(
         request=SubscribeIn,
         responses={200: SubscribeOut, **ORIGIN_ERRORS},
-        parameters=CORS_HEADERS,
         tags=["devices"],
     )
     def post(self, request: Request) -> Response:
@@ -142,7 +139,7 @@ class DevicesView(APIView):
         )
 
     @extend_schema(
-        parameters=[_path_id("The device_id of the device to remove."), *CORS_HEADERS],
+        parameters=[_path_id("The device_id of the device to remove.")],
         responses={204: None, **errors(403)},
         tags=["devices"],
     )
@@ -159,7 +156,7 @@ class DevicesView(APIView):
 class AccountDevicesView(APIView):
     authentication_classes = [UserTokenAuthentication]
 
-    @extend_schema(responses={200: AccountDevicesOut}, parameters=CORS_HEADERS, tags=["devices"])
+    @extend_schema(responses={200: AccountDevicesOut}, tags=["devices"])
     def get(self, request: Request) -> Response:
         """List the caller's own devices, grouped by app."""
         groups = devices_of_user_by_app(request.user)

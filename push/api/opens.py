@@ -11,7 +11,6 @@ from rest_framework.views import APIView
 from accounts.tokens import UserTokenAuthentication
 from keymaster.errors import validated
 from keymaster.openapi import errors
-from push.api.cors import CORS_HEADERS
 from push.serializers import OpenedIn
 from push.services.opens import delivery_open_by_token, notification_open
 
@@ -24,7 +23,6 @@ class OpenedView(APIView):
     @extend_schema(
         request=OpenedIn,
         responses={204: None, **errors(403, 404, 409)},
-        parameters=CORS_HEADERS,
         tags=["devices"],
     )
     def post(self, request: Request) -> Response:

@@ -143,3 +143,10 @@ def test_the_schema_shows_opened_at_the_config_fields_and_cors_headers():
     send_op = schema["paths"]["/push/send"]["post"]
     assert "payload_too_large" in send_op["responses"]["400"]["description"]
     assert "/push/opened" in schema["paths"]
+    for path, method, code in [
+        ("/auth/token", "post", "200"),
+        ("/push/devices/{id}", "delete", "204"),
+        ("/account/devices", "get", "401"),
+    ]:
+        assert "Vary" in schema["paths"][path][method]["responses"][code]["headers"]
+    assert "headers" not in schema["paths"]["/push/send"]["post"]["responses"]["400"]
