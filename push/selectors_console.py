@@ -38,6 +38,7 @@ class DayOutcomes:
     delivered: int = 0
     failed: int = 0
     invalid_token: int = 0
+    opened: int = 0  # of that day's deliveries, those opened (apps that track opens)
 
     @property
     def total(self) -> int:
@@ -59,12 +60,14 @@ def delivery_outcomes_by_day(
         )
         .annotate(day=TruncDate("created_at", tzinfo=dt.UTC))
         .values("day", "status")
-        .annotate(n=Count("id"))
+        .annotate(n=Count("id"), opened=Count("opened_at"))
         .order_by()
     )
     counts: dict[dt.date, dict[str, int]] = {}
     for row in rows:
-        counts.setdefault(row["day"], {})[row["status"]] = row["n"]
+        day = counts.setdefault(row["day"], {"opened": 0})
+        day[row["status"]] = row["n"]
+        day["opened"] += row["opened"]
     return [
         DayOutcomes(day=day, **counts.get(day, {}))
         for day in (first + dt.timedelta(days=offset) for offset in range(days))
