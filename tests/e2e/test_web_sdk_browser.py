@@ -206,6 +206,17 @@ def test_an_allowed_site_subscribes_shows_a_push_and_reports_the_click(
     assert delivery.opened_at is not None
     assert page.evaluate("navigator.serviceWorker.ready.then(r => r.getNotifications())") == []
 
+    # Unsubscribing removes the device from Keymaster (a cross-origin DELETE) and the browser.
+    page.evaluate(
+        """async () => {
+          const sdk = await import("/keymaster-push.js");
+          await sdk.unsubscribe();
+          window.statusAfter = await sdk.status();
+        }"""
+    )
+    assert not Device.objects.filter(pk=device.pk).exists()
+    assert page.evaluate("window.statusAfter") == "default"
+
     # The admin sees the open in the Console.
     admin = make_admin(app)
     console = chromium.new_context().new_page()

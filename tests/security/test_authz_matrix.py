@@ -323,7 +323,7 @@ API_ROWS = [
         f"401 403 404 404 401 401 401 404 404 404 | {BROWSERS_401}",
         body=lambda w: {"notification_id": w.ids["nX"]},
         tenant="X",
-        note="by notification_id (user JWT)",
+        note="by notification_id, user JWT",
     ),
     Row(
         "POST",
@@ -331,7 +331,7 @@ API_ROWS = [
         "404 404 404 404 401 401 401 404 404 404 | 404 404 404 404 404 404",
         body=lambda w: {"token": "A" * 32},
         public=True,
-        note="by open token (no other auth)",
+        note="by open token, no other auth",
     ),
 ]
 
