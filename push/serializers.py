@@ -21,6 +21,10 @@ FCM_RESERVED_KEYS = frozenset({"from", "message_type", "collapse_key"})
 FCM_RESERVED_PREFIXES = ("google.", "gcm.")
 
 
+def _json_size(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+
+
 class DataField(serializers.DictField):
     """`data`: an object of any JSON values, at most 4 KB serialized, no key FCM reserves.
 
@@ -41,7 +45,14 @@ class DataField(serializers.DictField):
                 {key: ["Reserved by FCM (from, message_type, collapse_key, google.*, gcm.*)."]
                  for key in reserved}
             )  # fmt: skip
-        size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+        too_long = {
+            key: [f"Must be at most {DATA_MAX_BYTES} characters; it has {len(item)}."]
+            for key, item in value.items()
+            if isinstance(item, str) and len(item) > DATA_MAX_BYTES
+        }
+        if too_long:  # one string alone past the limit: named, as a field
+            raise serializers.ValidationError(too_long)
+        size = _json_size(value)
         if size > DATA_MAX_BYTES:
             raise serializers.ValidationError(
                 f"Must be at most {DATA_MAX_BYTES} bytes serialized (FCM limit); it is {size}."

@@ -281,6 +281,7 @@ def test_notification_status_with_deliveries(app, users):
             "error": None,
             "attempts": 0,
             "updated_at": body["deliveries"][0]["updated_at"],
+            "opened_at": None,
         }
     ]
 
