@@ -297,3 +297,37 @@ def test_the_console_sets_allowed_origins_and_counts_body_bytes(page, live_serve
     body.fill("é" * 3000)  # 6,000 bytes: shown, not cut
     assert body.input_value() == "é" * 3000
     expect(page.locator("[id$=body_bytes]")).to_have_text("6,000 / 4,096 bytes")
+
+
+def test_the_sdk_says_what_is_wrong(chromium, live_server, site, gym, providers):
+    app, config, member = gym
+    PushConfig.objects.filter(app=app).update(allowed_origins=[site])
+    subscription = providers["webpush"].new_subscription(config.vapid_public_key)
+
+    # Push switched off for the app: Keymaster's 403 push_disabled, with what to do.
+    PushConfig.objects.filter(app=app).update(enabled=False)
+    context, page, _ = _site_page(chromium, site, subscription)
+    result = _subscribe(page, live_server, app, config, member)
+    assert result["code"] == "push_disabled" and "Console" in result["message"]
+    context.close()
+
+    # Notifications blocked for the site.
+    context = chromium.new_context()
+    context.add_init_script(
+        FAKE_PUSH_MANAGER.replace("FAKE_SUBSCRIPTION", json.dumps(subscription))
+    )
+    page = context.new_page()
+    page.goto(f"{site}/index.html")
+    page.evaluate("() => { Notification.requestPermission = async () => 'denied'; }")
+    result = _subscribe(page, live_server, app, config, member)
+    assert result["code"] == "permission_denied" and "site settings" in result["message"]
+
+    # A browser without Push (status() says so; subscribe() explains it).
+    page.evaluate("() => { delete window.PushManager; }")
+    assert (
+        page.evaluate("async () => (await import('/keymaster-push.js')).status()") == "unsupported"
+    )
+    result = _subscribe(page, live_server, app, config, member)
+    assert result["code"] == "unsupported"
+    context.close()
+    assert not Device.objects.exists()
