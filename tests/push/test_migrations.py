@@ -23,7 +23,17 @@ def _migrate(target):
     executor.migrate([target])
 
 
+@pytest.fixture
+def back_to_latest():
+    """Migrate forward to the latest migrations afterwards: later tests need every column."""
+    yield
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("back_to_latest")
 def test_notifications_left_queued_after_their_deliveries_ended_are_rolled_up():
     app = make_app()[0]
     enable_push(app)
