@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_q",
     "csp",
+    "corsheaders",
     "keymaster",
     "accounts",
     "push",
@@ -68,6 +69,8 @@ MIDDLEWARE = [
     "keymaster.metrics.HttpMetricsMiddleware",
     # First, so an oversized body is refused before anything else runs or reads it.
     "keymaster.middleware.RequestSizeLimitMiddleware",
+    # Before anything that answers: a preflight gets its CORS answer here (push.cors).
+    "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Content-Security-Policy and Permissions-Policy on every answer, pages and API alike.
     "csp.middleware.CSPMiddleware",
@@ -226,6 +229,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "keymaster.openapi.postprocess_links",
+        "push.api.cors.postprocess_cors",
     ],
 }
 
@@ -299,6 +303,14 @@ PUSH_MAX_ATTEMPTS = _positive_int("PUSH_MAX_ATTEMPTS", 50)
 # Seconds a task waits for the database to come back (a restart, a failover) before it fails;
 # well under Q_TIMEOUT, so the task is not killed meanwhile.
 DB_OUTAGE_WAIT = env.float("DB_OUTAGE_WAIT", default=30.0)
+# CORS for apps' own web pages (push.cors): only the endpoints a browser calls, only origins
+# some app allows (its push config's allowed_origins), Bearer tokens only, never cookies.
+CORS_URLS_REGEX = r"^/(auth/token|auth/token/refresh|push/devices/register|push/subscribe|push/opened|push/devices/[0-9a-fA-F-]{36}|account/devices)$"  # noqa: E501
+CORS_ALLOW_CREDENTIALS = False
+CORS_ALLOW_HEADERS = ("authorization", "content-type")
+CORS_ALLOW_METHODS = ("DELETE", "GET", "OPTIONS", "POST")
+CORS_EXPOSE_HEADERS = ("Retry-After",)
+CORS_PREFLIGHT_MAX_AGE = 600
 FCM_API_URL = env.str("FCM_API_URL", default="https://fcm.googleapis.com")
 FCM_CREDENTIALS_FILE = env.str("FCM_CREDENTIALS_FILE", default="")
 

@@ -8,6 +8,7 @@ class PushAppConfig(AppConfig):
     def ready(self) -> None:
         from django_q.signals import post_spawn
 
+        import push.cors  # noqa: F401 - connects django-cors-headers' check_request_enabled
         from push.delivery.monitor import heartbeat_start
 
         post_spawn.connect(_worker_warm_up, dispatch_uid="push-worker-warm-up")

@@ -6,6 +6,7 @@ from django import forms
 from django.contrib.auth.forms import PasswordChangeForm
 
 from keymaster.errors import InvalidInput
+from push.cors import origins_validate
 from push.models import NotificationStatus, Platform, ReceiptStatus
 from push.services.config import webhook_url_check
 
@@ -33,6 +34,26 @@ class PushSettingsForm(forms.Form):
             "max_value": "The daily quota can be at most %(limit_value)s.",
         },
     )
+    allowed_origins = forms.CharField(
+        label="Allowed origins",
+        required=False,
+        max_length=20_000,
+        help_text="Your own web pages that may register devices, one origin a line "
+        "(https://app.example.com; http only for localhost).",
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "https://app.example.com"}),
+    )
+    track_opens = forms.BooleanField(
+        label="Track opens (a click on a web notification is recorded)", required=False
+    )
+
+    def clean_allowed_origins(self) -> list[str]:
+        lines = [line.strip() for line in self.cleaned_data["allowed_origins"].splitlines()]
+        try:
+            return origins_validate([line for line in lines if line])
+        except InvalidInput as exc:
+            raise forms.ValidationError(
+                [message for messages in exc.extra["fields"].values() for message in messages]
+            ) from None
 
     def clean_webhook_url(self) -> str:
         # Checked here too (the service checks again), so a bad URL is named together with
@@ -56,9 +77,15 @@ class SendTestForm(forms.Form):
         label="Body",
         max_length=4096,
         initial="Sent from the Keymaster Console.",
-        widget=forms.Textarea(attrs={"rows": 2}),
+        # No maxlength: a counter (byte-counter.js) shows the size instead of cutting the text;
+        # what providers accept is checked when it is sent (push.services.limits).
+        widget=forms.Textarea(attrs={"rows": 2, "data-byte-counter": "4096"}),
     )
     device = forms.UUIDField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["body"].widget.attrs.pop("maxlength", None)
 
 
 class FilterForm(forms.Form):

@@ -38,6 +38,10 @@ class PushConfig(models.Model):
     # The last delivery failure that means a misconfigured app (not a dead token).
     last_error = models.CharField(max_length=300, blank=True)
     last_error_at = models.DateTimeField(null=True, blank=True)
+    # Origins of the app's own web pages that may call the browser endpoints (push.cors).
+    allowed_origins = models.JSONField(default=list, blank=True)
+    # Web Push payloads carry a per-delivery open token; opens are recorded (push.opens).
+    track_opens = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -250,6 +254,8 @@ class Delivery(models.Model):
     claimed_until = models.DateTimeField(null=True, blank=True)
     error = models.CharField(max_length=100, blank=True)
     error_detail = models.CharField(max_length=300, blank=True)
+    # When its user opened it (POST /push/opened): set once.
+    opened_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 

@@ -40,7 +40,7 @@ from push.models import (
 
 DAY = 86_400
 # What a send reads of its app's push config: never its secrets.
-_SEND_CONFIG = ("enabled", "daily_quota")
+_SEND_CONFIG = ("enabled", "daily_quota", "track_opens")  # track_opens: the size check
 
 
 def devices_of_app(
@@ -99,8 +99,8 @@ def app_for_send(app_id: Any) -> App:
 
     SQL written once: the ORM spent 0.24 ms of CPU building and compiling this select_related
     on every send (bench/README.md, item 18). The config, when the app has one, holds only
-    `enabled` and `daily_quota` (other fields are deferred). Raises App.DoesNotExist, or
-    ValueError for an id that is not a UUID.
+    `enabled`, `daily_quota` and `track_opens` (other fields are deferred). Raises
+    App.DoesNotExist, or ValueError for an id that is not a UUID.
     """
     pk = App._meta.pk.get_db_prep_value(uuid.UUID(str(app_id)), connection)
     app = next(iter(App.objects.raw(_app_for_send_sql(), [pk])), None)
@@ -143,6 +143,7 @@ class DayOutcomes:
     delivered: int = 0
     failed: int = 0
     invalid_token: int = 0
+    opened: int = 0  # of that day's deliveries, those opened (apps that track opens)
 
     @property
     def total(self) -> int:
@@ -164,12 +165,14 @@ def delivery_outcomes_by_day(
         )
         .annotate(day=TruncDate("created_at", tzinfo=dt.UTC))
         .values("day", "status")
-        .annotate(n=Count("id"))
+        .annotate(n=Count("id"), opened=Count("opened_at"))
         .order_by()
     )
     counts: dict[dt.date, dict[str, int]] = {}
     for row in rows:
-        counts.setdefault(row["day"], {})[row["status"]] = row["n"]
+        day = counts.setdefault(row["day"], {"opened": 0})
+        day[row["status"]] = row["n"]
+        day["opened"] += row["opened"]
     return [
         DayOutcomes(day=day, **counts.get(day, {}))
         for day in (first + dt.timedelta(days=offset) for offset in range(days))

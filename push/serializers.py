@@ -19,20 +19,44 @@ DATA_MAX_BYTES = 4096  # FCM's payload limit
 MAX_OFFSET = 1_000_000_000
 
 
-class StrictStringField(StrictCharField):
-    """A string that stays a string: FCM `data` values must be strings, not numbers."""
+# Keys FCM refuses in `data` (https://firebase.google.com/docs/cloud-messaging/concept-options):
+# refused at acceptance, not by FCM on every device later.
+FCM_RESERVED_KEYS = frozenset({"from", "message_type", "collapse_key"})
+FCM_RESERVED_PREFIXES = ("google.", "gcm.")
 
-    default_error_messages = {"not_string": "Must be a string (FCM data values are strings)."}
+
+def _json_size(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
 
 
 class DataField(serializers.DictField):
-    """`data`: an object of string values, at most 4 KB serialized."""
+    """`data`: an object of any JSON values, at most 4 KB serialized, no key FCM reserves.
 
-    child = StrictStringField(allow_blank=True, trim_whitespace=False, max_length=DATA_MAX_BYTES)
+    FCM gets each value as a string (JSON-encoded when it is not one), Web Push as JSON.
+    """
 
-    def to_internal_value(self, data: Any) -> dict[str, str]:
+    child = serializers.JSONField()
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
         value = super().to_internal_value(data)
-        size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+        reserved = [
+            key
+            for key in value
+            if key in FCM_RESERVED_KEYS or key.lower().startswith(FCM_RESERVED_PREFIXES)
+        ]
+        if reserved:
+            raise serializers.ValidationError(
+                {key: ["Reserved by FCM (from, message_type, collapse_key, google.*, gcm.*)."]
+                 for key in reserved}
+            )  # fmt: skip
+        too_long = {
+            key: [f"Must be at most {DATA_MAX_BYTES} characters; it has {len(item)}."]
+            for key, item in value.items()
+            if isinstance(item, str) and len(item) > DATA_MAX_BYTES
+        }
+        if too_long:  # one string alone past the limit: named, as a field
+            raise serializers.ValidationError(too_long)
+        size = _json_size(value)
         if size > DATA_MAX_BYTES:
             raise serializers.ValidationError(
                 f"Must be at most {DATA_MAX_BYTES} bytes serialized (FCM limit); it is {size}."
@@ -150,6 +174,9 @@ class DeliveryOut(serializers.Serializer):
     error = serializers.CharField(allow_null=True)
     attempts = serializers.IntegerField()
     updated_at = serializers.DateTimeField()
+    opened_at = serializers.DateTimeField(
+        allow_null=True, help_text="when its user opened it (apps that track opens)"
+    )
 
     def to_representation(self, instance: Any) -> dict:
         data = super().to_representation(instance)
@@ -163,7 +190,7 @@ class NotificationOut(serializers.Serializer):
     user_id = serializers.UUIDField()
     title = serializers.CharField()
     body = serializers.CharField()
-    data = serializers.DictField(child=serializers.CharField())
+    data = serializers.DictField(child=serializers.JSONField())
     ttl = serializers.IntegerField()
     priority = serializers.CharField()
     collapse_key = serializers.CharField()
@@ -201,6 +228,16 @@ class ConfigIn(serializers.Serializer):
         help_text="https URL receipts are POSTed to; empty or null to stop receipts",
     )
     daily_quota = serializers.IntegerField(min_value=1, max_value=2_000_000_000, required=False)
+    allowed_origins = serializers.ListField(
+        child=serializers.CharField(max_length=300),
+        required=False,
+        max_length=50,
+        help_text="origins of the app's own web pages that may call the browser endpoints "
+        "(https://host[:port]; http only for localhost and 127.0.0.1); at most 50",
+    )
+    track_opens = StrictBooleanField(
+        required=False, help_text="put an open token in each Web Push payload (POST /push/opened)"
+    )
 
 
 class ConfigOut(serializers.Serializer):
@@ -215,6 +252,8 @@ class ConfigOut(serializers.Serializer):
     )
     webhook_disabled_reason = serializers.CharField(allow_blank=True)
     last_error = serializers.CharField(allow_blank=True)
+    allowed_origins = serializers.ListField(child=serializers.CharField())
+    track_opens = serializers.BooleanField()
 
 
 class RegisterIn(serializers.Serializer):
@@ -223,6 +262,20 @@ class RegisterIn(serializers.Serializer):
     push_token = serializers.JSONField(
         help_text="an FCM registration token, or (web) a PushSubscription object or its JSON"
     )
+
+
+class OpenedIn(serializers.Serializer):
+    """POST /push/opened: a Web Push payload's open_token, or (with a user JWT) the id."""
+
+    token = StrictCharField(required=False, max_length=100, help_text="open_token of a payload")
+    notification_id = serializers.UUIDField(
+        required=False, help_text="from FCM's data, with the user's Bearer token"
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("token" in attrs) == ("notification_id" in attrs):
+            raise serializers.ValidationError("Give either token or notification_id.")
+        return attrs
 
 
 class DeviceIdOut(serializers.Serializer):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from push.api import account, broadcasts, config, devices, send, topics
+from push.api import account, broadcasts, config, devices, opens, send, topics
 
 urlpatterns = [
     path("push/config/<uuid:app_id>", config.ConfigView.as_view(), name="push-config"),
@@ -22,6 +22,7 @@ urlpatterns = [
         send.NotificationView.as_view(),
         name="push-notification",
     ),
+    path("push/opened", opens.OpenedView.as_view(), name="push-opened"),
     path("account/devices", devices.AccountDevicesView.as_view(), name="account-devices"),
     path(
         "push/notifications/<uuid:notification_id>/cancel",

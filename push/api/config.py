@@ -33,6 +33,8 @@ def config_out(config: PushConfig) -> dict:
             "vapid_public_key": config.vapid_public_key,
             "webhook_disabled_reason": config.webhook_disabled_reason,
             "last_error": config.last_error,
+            "allowed_origins": config.allowed_origins,
+            "track_opens": config.track_opens,
         }
     ).data
 
@@ -50,7 +52,7 @@ class ConfigView(APIView):
 
     @extend_schema(request=ConfigIn, responses={200: ConfigOut}, tags=["config"])
     def patch(self, request: Request, app_id: str) -> Response:
-        """Enable or disable push, set the webhook URL and the daily quota."""
+        """Enable or disable push; set the webhook URL, quota, allowed origins, open tracking."""
         app = app_for_admin(app_id, request.user)
         config = push_config_update(
             app=app, actor=request.user, **validated(ConfigIn, request.data)

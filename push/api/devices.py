@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -18,8 +18,9 @@ from accounts.tokens import (
     UserTokenAuthentication,
 )
 from keymaster.errors import InvalidInput, NotFound, validated
-from keymaster.openapi import errors
+from keymaster.openapi import ErrorOut, errors
 from push.api.user_agent import device_label
+from push.cors import OriginNotAllowed, cross_origin
 from push.selectors import devices_of_app, devices_of_user_by_app, webpush_subscription_count
 from push.serializers import (
     AccountDevicesOut,
@@ -33,6 +34,17 @@ from push.serializers import (
 )
 from push.services.devices import device_register, device_remove
 
+# 403 also when a web page of another origin registers for an app that does not list it.
+ORIGIN_ERRORS = {
+    **errors(404, 429),
+    403: OpenApiResponse(
+        ErrorOut,
+        description="Push is disabled for the app (`push_disabled`), the user is not enrolled "
+        "(`not_enrolled`), or the calling page's origin is not in the app's allowed_origins "
+        "(`origin_not_allowed`).",
+    ),
+}
+
 
 def _path_id(description: str) -> OpenApiParameter:
     # One path, two meanings: GET lists an app's devices, DELETE removes one device.
@@ -44,7 +56,7 @@ class RegisterView(APIView):
 
     @extend_schema(
         request=RegisterIn,
-        responses={201: DeviceIdOut, 200: DeviceIdOut, **errors(403, 404, 429)},
+        responses={201: DeviceIdOut, 200: DeviceIdOut, **ORIGIN_ERRORS},
         tags=["devices"],
     )
     def post(self, request: Request) -> Response:
@@ -56,6 +68,7 @@ class RegisterView(APIView):
             platform=data["platform"],
             push_token=data["push_token"],
             label=device_label(request),
+            origin=cross_origin(request),
         )
         code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
         return Response({"device_id": str(device.id)}, status=code)
@@ -66,11 +79,14 @@ class SubscribeView(APIView):
 
     @extend_schema(
         request=SubscribeIn,
-        responses={200: SubscribeOut, **errors(403, 404, 429)},
+        responses={200: SubscribeOut, **ORIGIN_ERRORS},
         tags=["devices"],
     )
     def post(self, request: Request) -> Response:
         """Save this browser's Web Push subscription (upsert by user, app and endpoint)."""
+        origin = cross_origin(request)
+        if origin and isinstance(request.successful_authenticator, CookieTokenAuthentication):
+            raise OriginNotAllowed("A cross-origin call authenticates with a Bearer token.")
         data = validated(SubscribeIn, request.data)
         app_id = data.pop("app_id", None) or settings.PUSH_DEFAULT_APP_ID
         if not app_id:
@@ -89,6 +105,7 @@ class SubscribeView(APIView):
             # Keymaster's own app: every signed-in person may get its notifications.
             auto_enroll=str(app_id) == settings.PUSH_DEFAULT_APP_ID,
             request_field="",  # the body is the subscription: errors name `keys.p256dh`
+            origin=origin,
         )
         return Response({"ok": True, "count": webpush_subscription_count(request.user, device.app)})
 

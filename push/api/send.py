@@ -71,7 +71,16 @@ SEND_HEADERS = [
 _PRINTABLE = re.compile(r"[\x20-\x7e]+")
 # 200 answers a dry run; 403: no push:send scope, push disabled, users not enrolled; 422: an
 # Idempotency-Key reused with another body; 429: the daily quota.
-SEND_ERRORS = errors(403, 422, 429)
+SEND_ERRORS = {
+    **errors(403, 422, 429),
+    400: OpenApiResponse(
+        ErrorOut,
+        description="Invalid input (`validation_error`, `fields` naming each; `data` keys FCM "
+        "reserves are one), or a notification too large for a provider its user has a device "
+        "with (`payload_too_large`: `fields` names its title, body and data, `size` and "
+        "`limit` in bytes, `provider` `webpush` or `fcm`). Nothing was stored or counted.",
+    ),
+}
 _CONTENT = ("title", "body", "data", "ttl", "priority", "collapse_key", "urgency", "send_at")
 
 
@@ -84,6 +93,7 @@ class _SendView(APIView):
     permission_classes = [HasPushSendScope]
     input: type[serializers.Serializer]
     endpoint = ""
+    field_prefix = ""  # how an error names one notification's fields in the request
 
     def get_authenticators(self) -> list[ClientTokenAuthentication]:
         # The app comes with what a send needs of its push config: one query for both.
@@ -113,7 +123,11 @@ class _SendView(APIView):
 
         def send() -> tuple[int, dict]:
             ids, take = notifications_send(
-                app=app, drafts=self.drafts(data), dry_run=data["dry_run"], config=config
+                app=app,
+                drafts=self.drafts(data),
+                dry_run=data["dry_run"],
+                config=config,
+                field_prefix=self.field_prefix,
             )
             headers.update(quota_headers(take))
             metrics.notifications_accepted(self.endpoint, len(ids))
@@ -170,6 +184,7 @@ class SendBulkView(_SendView):
 
 class SendBatchView(_SendView):
     input, endpoint = BatchIn, "batch"
+    field_prefix = "notifications[{index}]."
 
     def drafts(self, data: dict) -> list[NotificationDraft]:
         return [_draft(item["user_id"], item) for item in data["notifications"]]

@@ -38,6 +38,7 @@ from push.models import (
     Receipt,
     Transport,
 )
+from push.open_tokens import with_open_token
 from push.transports.base import Outcome, OutcomeKind, PushMessage, outcome_for_bug
 from push.transports.fcm import FcmCredential, credential_for, outcome_not_configured
 from push.transports.webpush import VapidKey
@@ -217,7 +218,9 @@ def _send(jobs: list[_Job]) -> dict[int, Outcome]:
                 results.update({job.delivery.id: o for job, o in zip(fcm, sent, strict=True)})
         if web:
             vapid = VapidKey(config.vapid_private_key, settings.PUSH_VAPID_SUBJECT)
-            sent = await rt.webpush.send_many(vapid, [(j.target, j.message) for j in web])
+            opens = config.track_opens  # push.open_tokens: the payload's per-delivery token
+            messages = [(j.target, with_open_token(j.message, j.delivery.id, opens)) for j in web]
+            sent = await rt.webpush.send_many(vapid, messages)
             results.update({job.delivery.id: o for job, o in zip(web, sent, strict=True)})
         return results
 

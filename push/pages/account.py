@@ -23,7 +23,8 @@ from push.pages.flow import form_failed, form_for_get
 from push.selectors import browser_push_apps, devices_of_user_by_app, web_endpoint_digests
 from push.services.devices import device_remove
 
-SERVICE_WORKER = Path(settings.BASE_DIR) / "static" / "keymaster" / "sw.js"
+# The same worker apps copy to their own sites (README "Web Push on your own site").
+SERVICE_WORKER = Path(settings.BASE_DIR) / "static" / "keymaster" / "keymaster-sw.js"
 
 
 @require_GET

@@ -27,9 +27,14 @@ def _settings(app_id: object, anchor: str) -> HttpResponse:
 
 class SettingsTabView(ConsoleView):
     def get(self, request: HttpRequest, app_id: str) -> HttpResponse:
-        """Show the push switch, webhook, quota, webhook secret and FCM project."""
+        """Show the push switch, webhook, quota, allowed origins, webhook secret and FCM project."""
         config = push_config_for(self.app)
-        initial = {"webhook_url": config.webhook_url, "daily_quota": config.daily_quota}
+        initial = {
+            "webhook_url": config.webhook_url,
+            "daily_quota": config.daily_quota,
+            "allowed_origins": "\n".join(config.allowed_origins),
+            "track_opens": config.track_opens,
+        }
         context = {
             "app": self.app,
             "tab": "settings",
@@ -58,7 +63,7 @@ class PushEnabledView(ConsoleView):
 
 class PushSettingsView(ConsoleView):
     def post(self, request: HttpRequest, app_id: str) -> HttpResponse:
-        """Save the webhook URL and the daily quota, or show what is wrong with them."""
+        """Save webhook, quota, allowed origins and open tracking, or say what is wrong."""
         form = PushSettingsForm(request.POST, auto_id="settings_%s")
         if form.is_valid():
             try:

@@ -12,6 +12,7 @@ from django.db import transaction
 
 from accounts.models import App
 from keymaster.errors import InvalidInput
+from push.cors import origins_validate
 from push.models import PushConfig
 from push.outbound import OutboundPolicy, OutboundRefused
 from push.services.audit import audit_record
@@ -47,6 +48,8 @@ def push_config_update(
     enabled: bool | None = None,
     webhook_url: str | None = _UNSET,
     daily_quota: int | None = None,
+    allowed_origins: list[str] | None = None,
+    track_opens: bool | None = None,
 ) -> PushConfig:
     """Change an app's push config; the first enable provisions a VAPID key and webhook secret."""
     config = PushConfig.objects.select_for_update().get(pk=push_config_for(app).pk)
@@ -61,6 +64,12 @@ def push_config_update(
     if daily_quota is not None and daily_quota != config.daily_quota:
         config.daily_quota = daily_quota
         changes["daily_quota"] = daily_quota
+    if allowed_origins is not None:
+        origins = origins_validate(allowed_origins)
+        if origins != config.allowed_origins:
+            config.allowed_origins = changes["allowed_origins"] = origins
+    if track_opens is not None and track_opens != config.track_opens:
+        config.track_opens = changes["track_opens"] = track_opens
     if enabled is not None and enabled != config.enabled:
         config.enabled = enabled
         changes["enabled"] = enabled

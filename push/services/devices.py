@@ -19,6 +19,7 @@ from accounts.tokens import AppClient
 from keymaster.crypto import lookup_hmac
 from keymaster.errors import InvalidInput, NotFound, TooManyRequests
 from keymaster.ratelimit import Window, counter_take
+from push.cors import origin_check
 from push.models import Device, Platform, PushConfig, Transport
 from push.outbound import OutboundPolicy
 from push.services.errors import NotEnrolled, PushDisabled
@@ -30,8 +31,11 @@ logger = logging.getLogger(__name__)
 _FCM_TOKEN = re.compile(r"[\x21-\x7e]{16,4096}")
 
 
-def app_with_push_enabled(app_id: Any) -> App:
-    """Return the app whose push is enabled, or raise 403 (as the guide says)."""
+def app_with_push_enabled(app_id: Any, origin: str | None = None) -> App:
+    """Return the app whose push is enabled, or raise 403 (as the guide says).
+
+    `origin`: the web page's origin of a cross-origin call, refused unless the app allows it.
+    """
     try:
         config = PushConfig.objects.select_related("app").get(app_id=app_id)
     except (PushConfig.DoesNotExist, ValueError, TypeError):
@@ -40,6 +44,7 @@ def app_with_push_enabled(app_id: Any) -> App:
         if config is None and not App.objects.filter(app_id=app_id).exists():
             raise NotFound("No app has that app_id.", fields={"app_id": ["Unknown app."]})
         raise PushDisabled("Push notifications are not enabled for this app.")
+    origin_check(config, origin)
     return config.app
 
 
@@ -97,10 +102,14 @@ def device_register(
     label: str = "",
     auto_enroll: bool = False,
     request_field: str = "push_token",
+    origin: str | None = None,
 ) -> tuple[Device, bool]:
-    """Register a device, or refresh the one with the same token; return it and if it is new."""
+    """Register a device, or refresh the one with the same token; return it and if it is new.
+
+    `origin`: the calling page's origin when it is another site (push.cors.cross_origin).
+    """
     transport, token = push_token_parse(platform, push_token, request_field)
-    app = app_with_push_enabled(app_id)
+    app = app_with_push_enabled(app_id, origin)
     if auto_enroll:
         Enrollment.objects.get_or_create(app=app, user=user)
     elif not user_is_enrolled(app, user) and not invitation_accept(

@@ -35,6 +35,7 @@ from push.models import (
 )
 from push.selectors import quota_window
 from push.services.errors import NotEnrolled, PushDisabled, QuotaExceeded
+from push.services.limits import payload_check
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class NotificationDraft:
 class Recipients:
     """Each target user's devices in the app, and those who muted it."""
 
-    devices: dict[str, list[tuple[Any, str]]]
+    devices: dict[str, list[tuple[Any, ...]]]  # (device id, platform, transport)
     muted: set[str]
 
 
@@ -95,7 +96,7 @@ def _devices_sql() -> str:
     enrollment, device = Enrollment._meta.db_table, Device._meta.db_table
     # Table names are ours and every value is a parameter.
     return (
-        f"SELECT e.user_id, d.id, d.platform, e.muted FROM {enrollment} e"  # noqa: S608
+        f"SELECT e.user_id, d.id, d.platform, e.muted, d.transport FROM {enrollment} e"  # noqa: S608
         f" LEFT JOIN {device} d ON d.user_id = e.user_id AND d.app_id = e.app_id"
         " WHERE e.app_id = %s AND e.user_id IN ({})"
     )
@@ -114,16 +115,16 @@ def _devices_of(app: App, drafts: list[NotificationDraft]) -> Recipients:
     with connection.cursor() as cursor:
         cursor.execute(_devices_sql().format(", ".join(["%s"] * len(wanted))), params)
         rows = cursor.fetchall()
-    devices: dict[str, list[tuple[Any, str]]] = {}
+    devices: dict[str, list[tuple[Any, ...]]] = {}
     muted = set()
-    for user_id, device_id, platform, is_muted in rows:
+    for user_id, device_id, platform, is_muted, transport in rows:
         # The fields read their own values back: SQLite hands UUIDs over as hex text.
         user = str(user_pk.to_python(user_id))
         mine = devices.setdefault(user, [])
         if is_muted:
             muted.add(user)
         if device_id is not None:
-            mine.append((device_pk.to_python(device_id), platform))
+            mine.append((device_pk.to_python(device_id), platform, transport))
     missing = [user_id for user_id in wanted if user_id not in devices]
     if missing:
         raise NotEnrolled(
@@ -139,12 +140,14 @@ def notifications_send(
     dry_run: bool = False,
     config: PushConfig | None = None,
     only_devices: frozenset[uuid.UUID] | None = None,
+    field_prefix: str = "",
 ) -> tuple[list[uuid.UUID], Take]:
     """Accept `drafts` as one all-or-nothing send; return their ids and the quota state.
 
     `config`: the app's push config, when the caller has just loaded it (the send views load
     it with the app, in one query); otherwise it is read here. `only_devices`: send to these
-    of the users' devices only (the Console's test send to one device).
+    of the users' devices only (the Console's test send to one device). `field_prefix`: how
+    the request names a draft in errors (``notifications[{index}].``).
     """
     if config is None:
         config = PushConfig.objects.filter(app=app).defer(*CONFIG_SECRETS).first()
@@ -154,6 +157,12 @@ def notifications_send(
     if only_devices is not None:
         for user, of in recipients.devices.items():
             recipients.devices[user] = [d for d in of if d[0] in only_devices]
+    payload_check(
+        drafts,
+        [{transport for *_, transport in recipients.devices[str(d.user_id)]} for d in drafts],
+        track_opens=config.track_opens,
+        field_prefix=field_prefix,
+    )
     # A muted user's notification is recorded but not counted.
     due = [d.send_at for d in drafts if str(d.user_id) not in recipients.muted]
     if dry_run:
@@ -265,7 +274,7 @@ def deliveries_for(
             next_attempt_at=due,
             enqueued_at=due,
         )
-        for device_id, platform in devices
+        for device_id, platform, *_ in devices
     ]
 
 

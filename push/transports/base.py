@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -57,11 +57,12 @@ class PushMessage:
     notification_id: str
     title: str
     body: str
-    data: dict[str, str] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)  # any JSON values
     ttl: int = MAX_TTL
     priority: str = "normal"  # normal | high
     collapse_key: str | None = None
     urgency: str | None = None  # Web Push Urgency: very-low | low | normal | high
+    open_token: str | None = None  # Web Push only, when the app tracks opens (push.opens)
 
 
 def outcome_for_bug(exc: BaseException, *, redact: str = "") -> Outcome:

@@ -219,6 +219,36 @@ def credential_for(key: str, info: dict[str, Any]) -> FcmCredential:
         return cached[1]
 
 
+# https://firebase.google.com/docs/cloud-messaging/concept-options#notifications_and_data_messages:
+# "the maximum payload for both message types is 4096 bytes", counted as the data keys and
+# values and the notification's title and body.
+MAX_PAYLOAD = 4096
+
+
+def fcm_data(message: PushMessage) -> dict[str, str]:
+    """Return `data` as FCM takes it: strings (JSON for other values), with notification_id.
+
+    The notification_id lets an app report an open (POST /push/opened); it replaces a key of
+    the same name in the sender's data.
+    """
+    data = {
+        key: value if isinstance(value, str) else _json(value)
+        for key, value in message.data.items()
+    }
+    data["notification_id"] = message.notification_id
+    return data
+
+
+def payload_size(message: PushMessage) -> int:
+    """Return the bytes FCM counts against MAX_PAYLOAD for `message`."""
+    size = sum(len(key.encode()) + len(value.encode()) for key, value in fcm_data(message).items())
+    return size + len(message.title.encode()) + len(message.body.encode())
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
 def build_message(token: str, message: PushMessage) -> dict[str, Any]:
     """Return the FCM v1 request body sending `message` to `token`."""
     high = message.priority == "high"
@@ -238,7 +268,7 @@ def build_message(token: str, message: PushMessage) -> dict[str, Any]:
         webpush_headers["Topic"] = collapse_key
     fcm_message = messaging.Message(
         notification=messaging.Notification(title=message.title, body=message.body),
-        data=dict(message.data) or None,
+        data=fcm_data(message),
         android=messaging.AndroidConfig(
             ttl=message.ttl, priority=message.priority, collapse_key=collapse_key
         ),

@@ -140,14 +140,24 @@ class VapidKey:
 
 
 def build_payload(message: PushMessage) -> bytes:
-    """Serialise what the service worker receives: JSON {title, body, data, notification_id}."""
-    document = {
+    """Serialise what the service worker receives (README "Web Push on your own site").
+
+    JSON {notification_id, title, body, data} and, when the app tracks opens, open_token.
+    """
+    document: dict[str, Any] = {
         "title": message.title,
         "body": message.body,
         "data": message.data,
         "notification_id": message.notification_id,
     }
+    if message.open_token:
+        document["open_token"] = message.open_token
     return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def encrypted_size(message: PushMessage) -> int:
+    """Return the bytes of `message` as sent: its aes128gcm-encrypted payload (<= MAX_BODY)."""
+    return len(build_payload(message)) + ECE_OVERHEAD
 
 
 def topic_for(collapse_key: str) -> str:

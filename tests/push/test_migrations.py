@@ -30,7 +30,15 @@ def _migrate_to_latest():
     executor.migrate(executor.loader.graph.leaf_nodes())
 
 
+@pytest.fixture
+def back_to_latest():
+    """Migrate forward to the latest migrations afterwards: later tests need every column."""
+    yield
+    _migrate_to_latest()
+
+
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("back_to_latest")
 def test_notifications_left_queued_after_their_deliveries_ended_are_rolled_up():
     app = make_app()[0]
     enable_push(app)

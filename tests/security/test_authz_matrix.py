@@ -420,6 +420,23 @@ API_ROWS = [
         body=lambda w: {"muted": True},
         tenant="X",
     ),
+    Row(
+        "POST",
+        "/push/opened",
+        # App X does not track opens: its user is told so; nobody else learns the id exists.
+        f"401 403 404 404 401 401 401 404 404 404 | {BROWSERS_401}",
+        body=lambda w: {"notification_id": w.ids["nX"]},
+        tenant="X",
+        note="by notification_id, user JWT",
+    ),
+    Row(
+        "POST",
+        "/push/opened",
+        "404 404 404 404 401 401 401 404 404 404 | 404 404 404 404 404 404",
+        body=lambda w: {"token": "A" * 32},
+        public=True,
+        note="by open token, no other auth",
+    ),
 ]
 
 _TAB = "/console/apps/{X}/notifications/"

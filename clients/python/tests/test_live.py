@@ -184,7 +184,7 @@ def test_send_push_is_stored_queued_and_then_delivered_to_the_device(
     assert (delivery.status, delivery.error, delivery.attempts) == ("delivered", None, 1)
     (message,) = [m for m in fcm_fake.messages if m.get("token") == token]
     assert message["notification"] == {"title": "Shift", "body": "Starts soon"}
-    assert message["data"] == {"route": "/schedule"}
+    assert message["data"] == {"route": "/schedule", "notification_id": notification_id}
 
 
 def test_send_bulk_over_the_server_batch_limit_goes_out_in_chunks_with_ids_in_order(

@@ -116,8 +116,11 @@ def test_bulk_of_500_is_a_handful_of_statements(app, settings):
         ({"title": "x" * 257}, "title"),
         ({"body": ""}, "body"),
         ({"body": "x" * 4097}, "body"),
-        ({"data": {"n": 1}}, "data.n"),
-        ({"data": {"nested": {"a": "b"}}}, "data.nested"),
+        ({"data": {"from": "x"}}, "data.from"),
+        ({"data": {"google.c.a.e": "1"}}, "data.google.c.a.e"),
+        ({"data": {"gcm.n.e": "1"}}, "data.gcm.n.e"),
+        ({"data": {"message_type": "x"}}, "data.message_type"),
+        ({"data": {"collapse_key": "x"}}, "data.collapse_key"),
         ({"data": ["route"]}, "data"),
         ({"data": {"k": "x" * 4090}}, "data"),
         ({"ttl": -1}, "ttl"),
@@ -265,6 +268,7 @@ def test_notification_status_with_deliveries(app, users):
             "error": None,
             "attempts": 0,
             "updated_at": body["deliveries"][0]["updated_at"],
+            "opened_at": None,
         }
     ]
 

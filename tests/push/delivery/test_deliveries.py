@@ -103,7 +103,7 @@ def test_fcm_is_delivered_with_the_v1_message(setup, fake_fcm):
     drain()
     [message] = [m for m in fake_fcm.messages if m.get("token") == token]
     assert message["notification"] == {"title": "Shift", "body": "Starts soon"}
-    assert message["data"] == {"route": "/schedule"}
+    assert message["data"] == {"route": "/schedule", "notification_id": str(notification_id)}
     assert message["android"]["priority"] == "high"
     assert Notification.objects.get(pk=notification_id).status == "delivered"
 

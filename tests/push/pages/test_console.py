@@ -293,6 +293,18 @@ def test_outcomes_by_day_groups_fourteen_utc_days_in_one_query(app, django_asser
     assert sum(day.total for day in days) == 4
 
 
+def test_outcomes_by_day_count_the_opens_of_each_days_deliveries(app):
+    today = dt.date(2026, 3, 19)
+    opened = _delivery(app, "delivered", dt.datetime(2026, 3, 18, 9, tzinfo=dt.UTC))
+    _delivery(app, "delivered", dt.datetime(2026, 3, 18, 10, tzinfo=dt.UTC))
+    Delivery.objects.filter(pk=opened.pk).update(opened_at=timezone.now())
+    days = delivery_outcomes_by_day(app, today=today)
+    assert [(day.day.day, day.delivered, day.opened) for day in days[-2:]] == [
+        (18, 2, 1),
+        (19, 0, 0),
+    ]
+
+
 def test_usage_shows_today_against_quota_and_draws_the_chart(app, browser):
     enable_push(app, daily_quota=250)
     _delivery(app, "delivered", timezone.now())

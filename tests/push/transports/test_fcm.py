@@ -91,7 +91,7 @@ def test_message_arrives_as_built(fake, credential):
     [sent] = fake.messages
     assert sent["token"] == TOKEN
     assert sent["notification"] == {"title": "Shift starts soon", "body": "Open GymOps"}
-    assert sent["data"] == {"route": "/schedule", "shift": "42"}
+    assert sent["data"] == {"route": "/schedule", "shift": "42", "notification_id": "n-1"}
     assert sent["android"] == {"ttl": "600s", "priority": "high", "collapse_key": "shift-42"}
     apns = sent["apns"]["headers"]
     assert before + 600 <= int(apns["apns-expiration"]) <= int(time.time()) + 600
@@ -108,7 +108,7 @@ def test_normal_priority_zero_ttl_message_means_now_or_never(fake, credential):
     assert sent["android"] == {"ttl": "0s", "priority": "normal"}
     assert sent["apns"]["headers"] == {"apns-expiration": "0", "apns-priority": "5"}
     assert sent["webpush"]["headers"] == {"TTL": "0", "Urgency": "low"}
-    assert "data" not in sent
+    assert sent["data"] == {"notification_id": "n-2"}  # so an app can report the open
 
 
 def test_collapse_keys_providers_would_reject_are_left_out():
@@ -393,3 +393,17 @@ def test_logs_carry_the_prefix_and_never_the_whole_token(fake, credential, caplo
     assert TOKEN not in caplog.text
     assert "...Qz9w4K" in caplog.text
     assert "BEGIN PRIVATE KEY" not in caplog.text
+
+
+def test_data_values_that_are_not_strings_arrive_as_json(fake, credential):
+    message = PushMessage("n-3", "t", "b", data={"n": 1, "nested": {"a": [True, None]}, "s": "x"})
+
+    assert send(fake.url, credential, message=message).kind is DELIVERED
+
+    [sent] = fake.messages
+    assert sent["data"] == {
+        "n": "1",
+        "nested": '{"a":[true,null]}',
+        "s": "x",
+        "notification_id": "n-3",
+    }
