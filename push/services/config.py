@@ -16,6 +16,7 @@ from keymaster.errors import InvalidInput
 from push.models import PushConfig
 from push.outbound import OutboundPolicy, OutboundRefused
 from push.services.audit import audit_record
+from push.transports.service_account import ServiceAccountRefused, service_account_check
 from push.transports.webpush import VapidKey
 
 _UNSET: Any = object()
@@ -90,9 +91,6 @@ def push_config_rotate_webhook_secret(*, app: App, actor: Any) -> PushConfig:
     return config
 
 
-_SERVICE_ACCOUNT_FIELDS = ("type", "project_id", "private_key", "client_email", "token_uri")
-
-
 def push_config_set_fcm_service_account(
     *, app: App, actor: Any, service_account: str | None
 ) -> PushConfig:
@@ -120,17 +118,10 @@ def _service_account_parse(raw: str) -> dict[str, Any]:
         info = json.loads(raw)
     except ValueError:
         raise InvalidInput({"service_account": ["Not valid JSON."]}) from None
-    if not isinstance(info, dict):
-        raise InvalidInput({"service_account": ["Must be a JSON object."]})
-    missing = [field for field in _SERVICE_ACCOUNT_FIELDS if not info.get(field)]
-    if missing or info.get("type") != "service_account":
-        raise InvalidInput(
-            {
-                "service_account": [
-                    f"Not a service account key file (missing: {', '.join(missing) or 'type'})."
-                ]
-            }
-        )
+    try:
+        service_account_check(info, OutboundPolicy.from_settings())
+    except ServiceAccountRefused as exc:
+        raise InvalidInput({"service_account": [exc.reason]}) from None
     return info
 
 

@@ -40,6 +40,7 @@ from push.services.queue import deliveries_enqueue
 from push.services.receipts import receipts_create, receipts_post
 from push.transports.base import Outcome, OutcomeKind, PushMessage, outcome_for_bug
 from push.transports.fcm import FcmCredential, credential_for
+from push.transports.service_account import CREDENTIAL_INVALID, credential_refused_outcome
 from push.transports.webpush import VapidKey
 
 logger = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ _CONFIG_ERRORS = {
     "THIRD_PARTY_AUTH_ERROR",
     "APNS_AUTH_ERROR",
     "fcm_not_configured",
+    CREDENTIAL_INVALID,
     "auth_rejected",
     "http_401",
     "http_403",
@@ -211,12 +213,16 @@ def _send(jobs: list[_Job]) -> dict[int, Outcome]:
         fcm = [job for job in group if job.transport == Transport.FCM]
         web = [job for job in group if job.transport == Transport.WEBPUSH]
         if fcm:
-            credential = _fcm_credential(config)
-            if credential is None:
-                missing = Outcome(
+            try:
+                credential = _fcm_credential(config)
+            except ValueError as exc:  # a broken key fails this app's FCM deliveries alone
+                credential, unusable = None, credential_refused_outcome(exc)
+            else:
+                unusable = Outcome(
                     OutcomeKind.FAILED, "fcm_not_configured", "no FCM service account is configured"
                 )
-                results.update({job.delivery.id: missing for job in fcm})
+            if credential is None:
+                results.update({job.delivery.id: unusable for job in fcm})
             else:
                 sent = await rt.fcm.send_many(credential, [(j.target, j.message) for j in fcm])
                 results.update({job.delivery.id: o for job, o in zip(fcm, sent, strict=True)})
