@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -20,6 +21,8 @@ from push.transports.service_account import ServiceAccountRefused, service_accou
 from push.transports.webpush import VapidKey
 
 _UNSET: Any = object()
+# How long a replaced webhook secret still signs receipts, so receivers can switch unhurried.
+WEBHOOK_SECRET_OVERLAP = timedelta(hours=24)
 
 
 def webhook_secret_new() -> str:
@@ -82,11 +85,22 @@ def _provision(config: PushConfig) -> None:
     config.webhook_secret = webhook_secret_new()
 
 
+@transaction.atomic
 def push_config_rotate_webhook_secret(*, app: App, actor: Any) -> PushConfig:
-    """Replace the webhook secret; receipts are signed with the new one from now on."""
-    config = push_config_for(app)
+    """Replace the webhook secret; the old one signs beside it for WEBHOOK_SECRET_OVERLAP."""
+    config = PushConfig.objects.select_for_update().get(pk=push_config_for(app).pk)
+    if config.webhook_secret:
+        config.webhook_secret_previous = config.webhook_secret
+        config.webhook_secret_previous_until = timezone.now() + WEBHOOK_SECRET_OVERLAP
     config.webhook_secret = webhook_secret_new()
-    config.save(update_fields=["webhook_secret", "updated_at"])
+    config.save(
+        update_fields=[
+            "webhook_secret",
+            "webhook_secret_previous",
+            "webhook_secret_previous_until",
+            "updated_at",
+        ]
+    )
     audit_record(app=app, actor=actor, action="webhook_secret.rotate")
     return config
 
@@ -123,6 +137,14 @@ def _service_account_parse(raw: str) -> dict[str, Any]:
     except ServiceAccountRefused as exc:
         raise InvalidInput({"service_account": [exc.reason]}) from None
     return info
+
+
+def webhook_secrets_previous(config: PushConfig) -> tuple[str, ...]:
+    """Return the replaced webhook secret while it still signs beside the current one."""
+    until = config.webhook_secret_previous_until
+    if config.webhook_secret_previous and until is not None and timezone.now() < until:
+        return (config.webhook_secret_previous,)
+    return ()
 
 
 def push_config_record_error(*, app_id: Any, error: str) -> None:

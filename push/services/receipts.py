@@ -27,6 +27,7 @@ from push.models import (
 from push.runtime import runtime
 from push.services.audit import audit_record
 from push.services.backoff import backoff_seconds
+from push.services.config import webhook_secrets_previous
 from push.services.outbox import outbox_claim, outbox_isolate, outbox_lease, outbox_sweep
 from push.services.queue import receipts_enqueue
 from push.transports.base import OutcomeKind, outcome_for_bug
@@ -127,6 +128,7 @@ def receipts_post(receipts: list[Receipt]) -> dict[str, int]:
         WebhookCall(
             url=configs[r.app_id].webhook_url,
             secret=configs[r.app_id].webhook_secret,
+            previous_secrets=webhook_secrets_previous(configs[r.app_id]),
             webhook_id=r.webhook_id,
             body=r.payload.encode(),
         )
@@ -144,7 +146,12 @@ def receipts_post(receipts: list[Receipt]) -> dict[str, int]:
 def _configs_load(app_ids: list[Any]) -> dict[Any, PushConfig]:
     # Only the webhook's fields: a receipt has no use for the app's push credentials.
     configs = PushConfig.objects.filter(app_id__in=app_ids).only(
-        "app_id", "webhook_url", "webhook_secret", "webhook_disabled_at"
+        "app_id",
+        "webhook_url",
+        "webhook_secret",
+        "webhook_secret_previous",
+        "webhook_secret_previous_until",
+        "webhook_disabled_at",
     )
     return {config.app_id: config for config in configs}
 
