@@ -17,7 +17,7 @@ from accounts.permissions import IsStaff, app_for_admin
 from accounts.selectors import apps_administered_by
 from accounts.throttles import client_address, guess_throttle_check, guess_throttle_fail
 from accounts.tokens import UserTokenAuthentication, user_tokens_issue
-from keymaster.errors import KeymasterError, validated
+from keymaster.errors import InvalidInput, KeymasterError, NotFound, validated
 from keymaster.fields import StrictCharField
 from keymaster.openapi import errors
 
@@ -94,6 +94,8 @@ class AppIn(serializers.Serializer):
 
 
 class UserRefIn(serializers.Serializer):
+    openapi_request_extra = {"oneOf": [{"required": ["email"]}, {"required": ["user_id"]}]}
+
     email = serializers.EmailField(required=False)
     user_id = serializers.UUIDField(required=False)
 
@@ -112,13 +114,19 @@ class EnrollmentOut(serializers.Serializer):
 
 def _user_ref(data: dict) -> User:
     if data.get("email"):
-        return services.user_by_email(data["email"])
+        return _user_by_email(data["email"], "email")
     try:
         return User.objects.get(pk=data["user_id"])
     except User.DoesNotExist:
-        raise KeymasterError(
-            "No user has that user_id.", fields={"user_id": ["Unknown user."]}
-        ) from None
+        raise NotFound("No user has that user_id.", fields={"user_id": ["Unknown user."]}) from None
+
+
+def _user_by_email(email: str, field: str) -> User:
+    # 404, not 400: the email is well formed (the schema's promise), the user is not there.
+    try:
+        return services.user_by_email(email)
+    except InvalidInput:
+        raise NotFound("No user has that email.", fields={field: ["Unknown user."]}) from None
 
 
 def _app_out(app: App, secret: str | None = None) -> dict:
@@ -140,13 +148,17 @@ class AppListView(APIView):
         """List the apps the caller administers."""
         return Response({"apps": [_app_out(app) for app in apps_administered_by(request.user)]})
 
-    @extend_schema(request=AppIn, responses={201: AppWithSecretOut, **errors(403)}, tags=["admin"])
+    @extend_schema(
+        request=AppIn, responses={201: AppWithSecretOut, **errors(403, 404)}, tags=["admin"]
+    )
     def post(self, request: Request) -> Response:
         """Create an app (staff only); the answer shows its client secret once."""
         if not IsStaff().has_permission(request, self):
             self.permission_denied(request, message=IsStaff.message)
         data = validated(AppIn, request.data)
-        admin = services.user_by_email(data["admin_email"]) if data.get("admin_email") else None
+        admin = (
+            _user_by_email(data["admin_email"], "admin_email") if data.get("admin_email") else None
+        )
         app, secret = services.app_create(name=data["name"], admin=admin)
         return Response(_app_out(app, secret), status=status.HTTP_201_CREATED)
 

@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 from accounts.permissions import HasPushSendScope
 from accounts.tokens import ClientTokenAuthentication
 from keymaster.errors import InvalidInput, validated
-from keymaster.openapi import errors
+from keymaster.openapi import PRINTABLE_ASCII_PATTERN, errors
 from push.selectors import app_for_send
 from push.serializers import (
     BatchIn,
@@ -34,7 +34,7 @@ from push.services.notifications import (
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
-    str,
+    {"type": "string", "minLength": 1, "maxLength": 255, "pattern": PRINTABLE_ASCII_PATTERN},
     OpenApiParameter.HEADER,
     required=False,
     description="1 to 255 printable ASCII characters; a repeat within 24 h replays the answer.",
