@@ -148,7 +148,7 @@ class NotificationOut(serializers.Serializer):
         "type": "string",
         "nullable": True,
         "maxLength": 2000,
-        "pattern": f"^$|{HTTPS_URL_PATTERN}",
+        "pattern": HTTPS_URL_PATTERN,  # drf-spectacular adds "" (blank) as a oneOf
         "description": "https URL receipts are POSTed to (internal addresses are refused); "
         "empty or null to stop receipts",
     }
