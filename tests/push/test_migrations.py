@@ -23,6 +23,16 @@ def _migrate(target):
     executor.migrate([target])
 
 
+@pytest.fixture(autouse=True)
+def _back_to_the_latest_migrations():
+    # Migrating back to BEFORE also unapplies every later migration: put them all back, or the
+    # tests after this one run against a schema without them.
+    yield
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+
 @pytest.mark.django_db(transaction=True)
 def test_notifications_left_queued_after_their_deliveries_ended_are_rolled_up():
     app = make_app()[0]
