@@ -19,7 +19,7 @@ from accounts.throttles import client_address, guess_throttle_check, guess_throt
 from accounts.tokens import UserTokenAuthentication, user_tokens_issue
 from keymaster.errors import InvalidInput, KeymasterError, NotFound, validated
 from keymaster.fields import StrictCharField
-from keymaster.openapi import errors
+from keymaster.openapi import NOT_BLANK_PATTERN, errors
 
 
 class AuthenticationFailedError(KeymasterError):
@@ -89,6 +89,8 @@ class AppWithSecretOut(AppOut):
 
 
 class AppIn(serializers.Serializer):
+    openapi_request_extra = {"properties": {"name": {"pattern": NOT_BLANK_PATTERN}}}
+
     name = StrictCharField(max_length=200)
     admin_email = serializers.EmailField(required=False)
 

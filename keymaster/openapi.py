@@ -115,6 +115,9 @@ SUBSCRIPTION_SCHEMA = {
     },
 }
 PRINTABLE_ASCII_PATTERN = r"^[ -~]+$"
+# A trimmed string (DRF strips what Python's str.isspace() calls whitespace) that is not blank:
+# one character outside that set, spelled out (regex engines disagree on `\s`).
+NOT_BLANK_PATTERN = "[^\t-\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 
 
 class KeymasterAutoSchema(AutoSchema):
