@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import services
-from accounts.models import App, Invitation
+from accounts.models import App, Invitation, User
 from accounts.permissions import IsStaff, app_for_admin
 from accounts.selectors import apps_administered_by
 from accounts.throttles import client_address, guess_throttled, user_subject
@@ -22,9 +22,9 @@ from accounts.tokens import (
     user_tokens_issue,
     user_tokens_refresh,
 )
-from keymaster.errors import KeymasterError, NotFound, validated
+from keymaster.errors import InvalidInput, KeymasterError, NotFound, validated
 from keymaster.fields import StrictCharField
-from keymaster.openapi import errors
+from keymaster.openapi import NOT_BLANK_PATTERN, errors
 
 
 class AuthenticationFailedError(KeymasterError):
@@ -113,11 +113,15 @@ class AppWithSecretOut(AppOut):
 
 
 class AppIn(serializers.Serializer):
+    openapi_request_extra = {"properties": {"name": {"pattern": NOT_BLANK_PATTERN}}}
+
     name = StrictCharField(max_length=200)
     admin_email = serializers.EmailField(required=False)
 
 
 class UserRefIn(serializers.Serializer):
+    openapi_request_extra = {"oneOf": [{"required": ["email"]}, {"required": ["user_id"]}]}
+
     email = serializers.EmailField(required=False)
     user_id = serializers.UUIDField(required=False)
 
@@ -163,15 +167,27 @@ class AppListView(APIView):
         """List the apps the caller administers."""
         return Response({"apps": [_app_out(app) for app in apps_administered_by(request.user)]})
 
-    @extend_schema(request=AppIn, responses={201: AppWithSecretOut, **errors(403)}, tags=["admin"])
+    @extend_schema(
+        request=AppIn, responses={201: AppWithSecretOut, **errors(403, 404)}, tags=["admin"]
+    )
     def post(self, request: Request) -> Response:
         """Create an app (staff only); the answer shows its client secret once."""
         if not IsStaff().has_permission(request, self):
             self.permission_denied(request, message=IsStaff.message)
         data = validated(AppIn, request.data)
-        admin = services.user_by_email(data["admin_email"]) if data.get("admin_email") else None
+        admin = (
+            _user_by_email(data["admin_email"], "admin_email") if data.get("admin_email") else None
+        )
         app, secret = services.app_create(name=data["name"], admin=admin)
         return Response(_app_out(app, secret), status=status.HTTP_201_CREATED)
+
+
+def _user_by_email(email: str, field: str) -> User:
+    # Staff only (app creation): 404, not 400: the email is well formed, the user is not there.
+    try:
+        return services.user_by_email(email)
+    except InvalidInput:
+        raise NotFound("No user has that email.", fields={field: ["Unknown user."]}) from None
 
 
 class AppDetailView(APIView):

@@ -48,10 +48,13 @@ def decrypt(ciphertext: str) -> str:
         ) from None
 
 
-def lookup_hmac(value: str) -> str:
-    """Return the keyed HMAC-SHA256 (hex) that finds `value` without storing it."""
-    key = settings.TOKEN_LOOKUP_KEY.encode()
-    return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
+def lookup_hmac(value: str, key: str | None = None) -> str:
+    """Return the keyed HMAC-SHA256 (hex) that finds `value` without storing it.
+
+    `key` defaults to TOKEN_LOOKUP_KEY; rotation passes each of TOKEN_LOOKUP_OLD_KEYS.
+    """
+    secret = (settings.TOKEN_LOOKUP_KEY if key is None else key).encode()
+    return hmac.new(secret, value.encode(), hashlib.sha256).hexdigest()
 
 
 class EncryptedTextField(models.TextField):

@@ -79,8 +79,80 @@ def errors_in_own_format(view: Any) -> Any:
     return view
 
 
+# What validation accepts, written as schema (the fuzz test's positive-data check holds these
+# to the server): an https URL to a public host name (no IP literal, no port, no `localhost`:
+# those are refused as internal), FCM's registration token (printable ASCII, not starting with
+# `{`, which marks a subscription's JSON), a Web Push subscription, printable ASCII.
+HTTPS_URL_PATTERN = (
+    r"^https://[a-z][a-z0-9-]{0,30}(\.[a-z][a-z0-9-]{0,30})*\.[a-z]{2,8}(/[A-Za-z0-9._~/-]*)?$"
+)
+FCM_TOKEN_SCHEMA = {
+    "type": "string",
+    "minLength": 16,
+    "maxLength": 4096,
+    "pattern": r"^[!-z|-~][!-~]*$",
+}
+SUBSCRIPTION_SCHEMA = {
+    "type": "object",
+    "required": ["endpoint", "keys"],
+    "properties": {
+        "endpoint": {
+            "type": "string",
+            "format": "uri",
+            "maxLength": 2048,
+            "pattern": HTTPS_URL_PATTERN,
+            "description": "the push service's https URL (internal addresses are refused)",
+        },
+        "expirationTime": {"type": "integer", "nullable": True},
+        "keys": {
+            "type": "object",
+            "required": ["p256dh", "auth"],
+            "properties": {
+                "p256dh": {
+                    "type": "string",
+                    "pattern": r"^B[A-P][A-Za-z0-9_-]{85}$",
+                    "description": "base64url of the 65-byte uncompressed P-256 point "
+                    "(a point on the curve)",
+                },
+                "auth": {
+                    "type": "string",
+                    "pattern": r"^[A-Za-z0-9_-]{22}$",
+                    "description": "base64url of the 16-byte auth secret",
+                },
+            },
+        },
+    },
+}
+PRINTABLE_ASCII_PATTERN = r"^[ -~]+$"
+# A trimmed string (DRF strips what Python's str.isspace() calls whitespace) that is not blank:
+# one character outside that set, spelled out (regex engines disagree on `\s`).
+NOT_BLANK_PATTERN = "[^\t-\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+
+
 class KeymasterAutoSchema(AutoSchema):
-    """drf-spectacular's schema, plus the error answers each kind of operation can give."""
+    """drf-spectacular's schema, plus the error answers each kind of operation can give.
+
+    A request serializer's `openapi_request_extra` (e.g. a `oneOf` of required fields) is merged
+    into its schema, `properties` field by field: rules its `validate()` methods enforce.
+    """
+
+    def _map_serializer(
+        self, serializer: Any, direction: str, bypass_extensions: bool = False
+    ) -> dict[str, Any]:
+        schema = super()._map_serializer(serializer, direction, bypass_extensions)
+        extra = dict(getattr(serializer, "openapi_request_extra", None) or {})
+        if extra and direction == "request":
+            properties = {
+                name: {**prop, **extra.get("properties", {}).get(name, {})}
+                for name, prop in schema.get("properties", {}).items()
+            }
+            schema = {**schema, **extra, "properties": properties}
+        return schema
+
+    def _get_request_for_media_type(self, serializer: Any, direction: str = "request") -> Any:
+        schema, required = super()._get_request_for_media_type(serializer, direction)
+        # A body whose fields are each optional but one of them required is itself required.
+        return schema, required or bool(getattr(serializer, "openapi_request_extra", None))
 
     def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
         responses = super()._get_response_bodies(direction)
@@ -113,9 +185,11 @@ class KeymasterAutoSchema(AutoSchema):
 
 
 # OpenAPI links: where an answer's ids lead next (clients and stateful fuzzing follow them).
-# {source operationId: (its success codes, {link name: (target operationId, {parameter: value})})}
+# {source operationId: (its success codes, {link name: (target operationId, {parameter: value})
+# or (target, {parameter: value}, {body field: value}))})}: a body's fields are merged into it.
 _APP_ID = "$response.body#/app_id"
-_LINKS: dict[str, tuple[tuple[int, ...], dict[str, tuple[str, dict[str, str]]]]] = {
+_Link = tuple[str, dict[str, str]] | tuple[str, dict[str, str], dict[str, str]]
+_LINKS: dict[str, tuple[tuple[int, ...], dict[str, _Link]]] = {
     "api_apps_create": (
         (201,),
         {
@@ -138,7 +212,9 @@ _LINKS: dict[str, tuple[tuple[int, ...], dict[str, tuple[str, dict[str, str]]]]]
             "RemoveEnrollment": (
                 "api_apps_enrollments_destroy",
                 {"app_id": _APP_ID, "user_id": "$response.body#/user_id"},
-            )
+            ),
+            # A send to the user just enrolled: a real user of a real app.
+            "SendToUser": ("push_send_create", {}, {"user_id": "$response.body#/user_id"}),
         },
     ),
     "push_devices_register_create": (
@@ -151,7 +227,13 @@ _LINKS: dict[str, tuple[tuple[int, ...], dict[str, tuple[str, dict[str, str]]]]]
             "RemoveFirstDevice": (
                 "push_devices_destroy",
                 {"id": "$response.body#/devices/0/device_id"},
-            )
+            ),
+            # A send to a user who has a device: it reaches 202 and queues a delivery.
+            "SendToFirstDevicesUser": (
+                "push_send_create",
+                {},
+                {"user_id": "$response.body#/devices/0/user_id"},
+            ),
         },
     ),
     "account_devices_retrieve": (
@@ -208,8 +290,13 @@ def postprocess_links(result: dict, generator: Any, request: Any, public: bool) 
             if response is None:
                 continue
             response["links"] = {
-                name: {"operationId": target, "parameters": parameters}
-                for name, (target, parameters) in links.items()
-                if target in operations
+                name: _link(*link) for name, link in links.items() if link[0] in operations
             }
     return result
+
+
+def _link(target: str, parameters: dict[str, str], body: dict[str, str] | None = None) -> dict:
+    link: dict[str, Any] = {"operationId": target, "parameters": parameters}
+    if body:
+        link["requestBody"] = body
+    return link

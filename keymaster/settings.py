@@ -277,6 +277,9 @@ PUSH_VAPID_SUBJECT = env.str("PUSH_VAPID_SUBJECT", default="mailto:push@keymaste
 TOKEN_ENCRYPTION_KEYS = _csv("TOKEN_ENCRYPTION_KEYS")
 # Key for the HMAC that finds a token again without decrypting every row.
 TOKEN_LOOKUP_KEY = env.str("TOKEN_LOOKUP_KEY", default="")
+# Lookup keys being rotated out (comma-separated): tokens stored under them are still found
+# until `manage.py rotate_encryption_keys` recomputes every lookup HMAC with TOKEN_LOOKUP_KEY.
+TOKEN_LOOKUP_OLD_KEYS = _csv("TOKEN_LOOKUP_OLD_KEYS")
 if not TOKEN_ENCRYPTION_KEYS or not TOKEN_LOOKUP_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(

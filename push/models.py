@@ -26,6 +26,9 @@ class PushConfig(models.Model):
     enabled = models.BooleanField(default=False)
     webhook_url = models.CharField(max_length=2000, blank=True)
     webhook_secret = EncryptedTextField(blank=True)
+    # The secret a rotation replaced: it signs receipts beside the new one until the time below.
+    webhook_secret_previous = EncryptedTextField(blank=True)
+    webhook_secret_previous_until = models.DateTimeField(null=True, blank=True)
     daily_quota = models.PositiveIntegerField(default=_default_quota)
     vapid_private_key = EncryptedTextField(blank=True, help_text="PKCS8 PEM")
     vapid_public_key = models.CharField(max_length=100, blank=True, help_text="base64url point")

@@ -350,3 +350,17 @@ def guarded_session(
         cookie_jar=aiohttp.DummyCookieJar(),
         middlewares=(_guard_middleware(policy),),
     )
+
+
+_UNSAFE_IN_REASON = re.compile(r"[^A-Za-z0-9 .,:;'()_/-]+")
+
+
+def answer_reason(text: object, limit: int = 120) -> str:
+    """Shorten a remote answer's text to a one-line reason safe to store, show and log.
+
+    A provider's or webhook's answer is never kept whole: an SSRF would read internal pages
+    through it. Only plain characters survive, whitespace is folded, the length is capped.
+    """
+    reason = _UNSAFE_IN_REASON.sub(" ", str(text))
+    reason = " ".join(reason.split())
+    return reason if len(reason) <= limit else reason[: limit - 3].rstrip() + "..."

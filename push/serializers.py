@@ -9,9 +9,11 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from keymaster.fields import StrictBooleanField, StrictCharField
+from keymaster.openapi import FCM_TOKEN_SCHEMA, HTTPS_URL_PATTERN, SUBSCRIPTION_SCHEMA
 from push.models import MAX_TTL, NotificationStatus, Platform, Priority, Urgency
 from push.transports.webpush import MAX_ENDPOINT_LENGTH
 
@@ -102,7 +104,11 @@ class ContentIn(serializers.Serializer):
 
     title = StrictCharField(max_length=256, trim_whitespace=False)
     body = StrictCharField(max_length=4096, trim_whitespace=False)
-    data = DataField(required=False, default=dict)
+    data = DataField(
+        required=False,
+        default=dict,
+        help_text="string values; at most 4096 bytes as compact UTF-8 JSON (FCM's limit)",
+    )
     ttl = serializers.IntegerField(
         min_value=0,
         max_value=MAX_TTL,
@@ -111,7 +117,7 @@ class ContentIn(serializers.Serializer):
         help_text="seconds the message may wait for an offline device (≤ 28 days, FCM's limit)",
     )
     priority = serializers.ChoiceField(Priority.choices, required=False, default=Priority.NORMAL)
-    collapse_key = StrictCharField(max_length=100, required=False, default="")
+    collapse_key = StrictCharField(max_length=100, required=False, default="", allow_blank=True)
     urgency = serializers.ChoiceField(Urgency.choices, required=False, default="")
     send_at = SendAtField()
 
@@ -133,7 +139,9 @@ def _within_batch_limit(items: list) -> list:
 
 
 class BulkIn(ContentIn):
-    user_ids = serializers.ListField(child=serializers.UUIDField(), allow_empty=False)
+    openapi_request_extra = {"properties": {"user_ids": {"uniqueItems": True}}}
+
+    user_ids = serializers.ListField(child=serializers.UUIDField(), allow_empty=False, min_length=1)
     dry_run = StrictBooleanField(required=False, default=False)
 
     def validate_user_ids(self, value: list) -> list:
@@ -150,7 +158,7 @@ class BulkIn(ContentIn):
 
 
 class BatchIn(serializers.Serializer):
-    notifications = serializers.ListField(child=BatchItemIn(), allow_empty=False)
+    notifications = serializers.ListField(child=BatchItemIn(), allow_empty=False, min_length=1)
     dry_run = StrictBooleanField(required=False, default=False)
 
     def validate_notifications(self, value: list) -> list:
@@ -218,9 +226,33 @@ class CancelOut(serializers.Serializer):
     status = serializers.ChoiceField(["canceled"])
 
 
+@extend_schema_field(
+    {
+        "type": "string",
+        "nullable": True,
+        "maxLength": 2000,
+        "pattern": HTTPS_URL_PATTERN,  # drf-spectacular adds "" (blank) as a oneOf
+        "description": "https URL receipts are POSTed to (internal addresses are refused); "
+        "empty or null to stop receipts",
+    }
+)
+class WebhookUrlField(StrictCharField):
+    pass
+
+
+@extend_schema_field({"oneOf": [FCM_TOKEN_SCHEMA, SUBSCRIPTION_SCHEMA]})
+class PushTokenField(serializers.JSONField):
+    pass
+
+
+@extend_schema_field(SUBSCRIPTION_SCHEMA["properties"]["endpoint"])
+class EndpointField(serializers.CharField):
+    pass
+
+
 class ConfigIn(serializers.Serializer):
     enabled = StrictBooleanField(required=False)
-    webhook_url = StrictCharField(
+    webhook_url = WebhookUrlField(
         max_length=2000,
         required=False,
         allow_blank=True,
@@ -257,9 +289,23 @@ class ConfigOut(serializers.Serializer):
 
 
 class RegisterIn(serializers.Serializer):
+    # A subscription object needs platform "web"; a token string goes with any platform.
+    openapi_request_extra = {
+        "oneOf": [
+            {"properties": {"push_token": {"type": "string"}}},
+            # A pattern, not an enum: drf-spectacular would turn the enum into Platform's.
+            {
+                "properties": {
+                    "platform": {"type": "string", "pattern": "^web$"},
+                    "push_token": {"type": "object"},
+                }
+            },
+        ]
+    }
+
     app_id = serializers.UUIDField()
     platform = serializers.ChoiceField(Platform.choices)
-    push_token = serializers.JSONField(
+    push_token = PushTokenField(
         help_text="an FCM registration token, or (web) a PushSubscription object or its JSON"
     )
 
@@ -282,18 +328,36 @@ class DeviceIdOut(serializers.Serializer):
     device_id = serializers.UUIDField()
 
 
+_KEYS_SCHEMA = SUBSCRIPTION_SCHEMA["properties"]["keys"]["properties"]
+
+
+@extend_schema_field(_KEYS_SCHEMA["p256dh"])
+class P256dhField(serializers.CharField):
+    pass
+
+
+@extend_schema_field(_KEYS_SCHEMA["auth"])
+class AuthSecretField(serializers.CharField):
+    pass
+
+
 class PushKeysIn(serializers.Serializer):
-    p256dh = serializers.CharField()
-    auth = serializers.CharField()
+    p256dh = P256dhField()
+    auth = AuthSecretField()
 
 
 class SubscribeIn(serializers.Serializer):
     """The browser's PushSubscription.toJSON(), as the second seed, plus an optional app_id."""
 
-    endpoint = serializers.CharField(max_length=MAX_ENDPOINT_LENGTH)
+    endpoint = EndpointField(max_length=MAX_ENDPOINT_LENGTH)
     expirationTime = serializers.IntegerField(required=False, allow_null=True)  # noqa: N815
     keys = PushKeysIn()
     app_id = serializers.UUIDField(required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Without a default app the browser must say which app (and the schema says so).
+        self.fields["app_id"].required = not settings.PUSH_DEFAULT_APP_ID
 
 
 class SubscribeOut(serializers.Serializer):

@@ -16,7 +16,7 @@ from accounts.tokens import ClientTokenAuthentication
 from keymaster import metrics
 from keymaster.errors import InvalidInput, validated
 from keymaster.logs import log_ids
-from keymaster.openapi import ErrorOut, errors
+from keymaster.openapi import PRINTABLE_ASCII_PATTERN, ErrorOut, errors
 from push.api.idempotency import MAX_KEY_LENGTH, send_idempotently
 from push.api.ratelimit import quota_headers
 from push.selectors import app_for_send, notification_of_app
@@ -37,7 +37,7 @@ from push.services.scheduling import notification_cancel
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
-    str,
+    {"type": "string", "minLength": 1, "maxLength": 255, "pattern": PRINTABLE_ASCII_PATTERN},
     OpenApiParameter.HEADER,
     required=False,
     description="1 to 255 printable ASCII characters; a repeat within 24 h replays the answer.",

@@ -41,6 +41,7 @@ from push.models import (
 from push.open_tokens import with_open_token
 from push.transports.base import Outcome, OutcomeKind, PushMessage, outcome_for_bug
 from push.transports.fcm import FcmCredential, credential_for, outcome_not_configured
+from push.transports.service_account import credential_refused_outcome
 from push.transports.webpush import VapidKey
 
 logger = logging.getLogger(__name__)
@@ -209,10 +210,14 @@ def _send(jobs: list[_Job]) -> dict[int, Outcome]:
         fcm = [job for job in group if job.transport == Transport.FCM]
         web = [job for job in group if job.transport == Transport.WEBPUSH]
         if fcm:
-            credential = _fcm_credential(config)
+            try:
+                credential = _fcm_credential(config)
+            except ValueError as exc:  # a broken key fails this app's FCM deliveries alone
+                credential, unusable = None, credential_refused_outcome(exc)
+            else:
+                unusable = outcome_not_configured()
             if credential is None:
-                missing = outcome_not_configured()
-                results.update({job.delivery.id: missing for job in fcm})
+                results.update({job.delivery.id: unusable for job in fcm})
             else:
                 sent = await rt.fcm.send_many(credential, [(j.target, j.message) for j in fcm])
                 results.update({job.delivery.id: o for job, o in zip(fcm, sent, strict=True)})

@@ -129,6 +129,7 @@ def receipts_post(receipts: list[Receipt]) -> dict[str, int]:
         WebhookCall(
             url=configs[r.app_id].webhook_url,
             secret=configs[r.app_id].webhook_secret,
+            previous_secrets=webhook_secrets_previous(configs[r.app_id]),
             webhook_id=r.webhook_id,
             body=r.payload.encode(),
         )
@@ -147,7 +148,12 @@ def receipts_post(receipts: list[Receipt]) -> dict[str, int]:
 def _configs_load(app_ids: list[Any]) -> dict[Any, PushConfig]:
     # Only the webhook's fields: a receipt has no use for the app's push credentials.
     configs = PushConfig.objects.filter(app_id__in=app_ids).only(
-        "app_id", "webhook_url", "webhook_secret", "webhook_disabled_at"
+        "app_id",
+        "webhook_url",
+        "webhook_secret",
+        "webhook_secret_previous",
+        "webhook_secret_previous_until",
+        "webhook_disabled_at",
     )
     return {config.app_id: config for config in configs}
 
@@ -256,3 +262,11 @@ def receipts_give_up(receipt_ids: list[int]) -> None:
         last_error=f"no answer recorded in {settings.PUSH_MAX_ATTEMPTS} attempts: "
         "the worker crashed or died each time",
     )
+
+
+def webhook_secrets_previous(config: PushConfig) -> tuple[str, ...]:
+    """Return the replaced webhook secret while it still signs beside the current one."""
+    until = config.webhook_secret_previous_until
+    if config.webhook_secret_previous and until is not None and timezone.now() < until:
+        return (config.webhook_secret_previous,)
+    return ()

@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.models import App
 from keymaster.errors import InvalidInput
@@ -16,9 +18,12 @@ from push.cors import origins_validate
 from push.models import PushConfig
 from push.outbound import OutboundPolicy, OutboundRefused
 from push.services.audit import audit_record
+from push.transports.service_account import ServiceAccountRefused, service_account_check
 from push.transports.webpush import VapidKey
 
 _UNSET: Any = object()
+# How long a replaced webhook secret still signs receipts, so receivers can switch unhurried.
+WEBHOOK_SECRET_OVERLAP = timedelta(hours=24)
 
 
 def webhook_secret_new() -> str:
@@ -89,16 +94,24 @@ def _provision(config: PushConfig) -> None:
     config.webhook_secret = webhook_secret_new()
 
 
+@transaction.atomic
 def push_config_rotate_webhook_secret(*, app: App, actor: Any) -> PushConfig:
-    """Replace the webhook secret; receipts are signed with the new one from now on."""
-    config = push_config_for(app)
+    """Replace the webhook secret; the old one signs beside it for WEBHOOK_SECRET_OVERLAP."""
+    config = PushConfig.objects.select_for_update().get(pk=push_config_for(app).pk)
+    if config.webhook_secret:
+        config.webhook_secret_previous = config.webhook_secret
+        config.webhook_secret_previous_until = timezone.now() + WEBHOOK_SECRET_OVERLAP
     config.webhook_secret = webhook_secret_new()
-    config.save(update_fields=["webhook_secret", "updated_at"])
+    config.save(
+        update_fields=[
+            "webhook_secret",
+            "webhook_secret_previous",
+            "webhook_secret_previous_until",
+            "updated_at",
+        ]
+    )
     audit_record(app=app, actor=actor, action="webhook_secret.rotate")
     return config
-
-
-_SERVICE_ACCOUNT_FIELDS = ("type", "project_id", "private_key", "client_email", "token_uri")
 
 
 def push_config_set_fcm_service_account(
@@ -128,15 +141,8 @@ def _service_account_parse(raw: str) -> dict[str, Any]:
         info = json.loads(raw)
     except ValueError:
         raise InvalidInput({"service_account": ["Not valid JSON."]}) from None
-    if not isinstance(info, dict):
-        raise InvalidInput({"service_account": ["Must be a JSON object."]})
-    missing = [field for field in _SERVICE_ACCOUNT_FIELDS if not info.get(field)]
-    if missing or info.get("type") != "service_account":
-        raise InvalidInput(
-            {
-                "service_account": [
-                    f"Not a service account key file (missing: {', '.join(missing) or 'type'})."
-                ]
-            }
-        )
+    try:
+        service_account_check(info, OutboundPolicy.from_settings())
+    except ServiceAccountRefused as exc:
+        raise InvalidInput({"service_account": [exc.reason]}) from None
     return info

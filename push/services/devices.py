@@ -48,15 +48,26 @@ def app_with_push_enabled(app_id: Any, origin: str | None = None) -> App:
     return config.app
 
 
-def device_token_hmac(transport: str, token: str) -> str:
+def device_token_hmac(transport: str, token: str, key: str | None = None) -> str:
     """The HMAC a stored token is found again by (the unique key of a device in its app).
 
     For Web Push, of the endpoint alone: a browser that re-subscribes gets new keys, and keeps
-    its device.
+    its device. `key` is a lookup key other than TOKEN_LOOKUP_KEY (rotation).
     """
     if transport == Transport.WEBPUSH:
-        return lookup_hmac("webpush:" + json.loads(token)["endpoint"])
-    return lookup_hmac("fcm:" + token)
+        return lookup_hmac("webpush:" + json.loads(token)["endpoint"], key)
+    return lookup_hmac("fcm:" + token, key)
+
+
+def _device_rekey(app: App, transport: str, token: str, token_hmac: str) -> None:
+    # While TOKEN_LOOKUP_KEY rotates, a token registered before is stored under an old key's
+    # HMAC: move it to the current one, so re-registering finds it instead of adding a device.
+    if not settings.TOKEN_LOOKUP_OLD_KEYS:
+        return
+    old = [device_token_hmac(transport, token, key) for key in settings.TOKEN_LOOKUP_OLD_KEYS]
+    stale = Device.objects.filter(app=app, token_hmac__in=old).values_list("pk", flat=True)[:1]
+    if not Device.objects.filter(app=app, token_hmac=token_hmac).exists():
+        Device.objects.filter(pk__in=list(stale)).update(token_hmac=token_hmac)
 
 
 def push_token_parse(platform: str, push_token: Any, field: str = "push_token") -> tuple[str, str]:
@@ -122,6 +133,7 @@ def device_register(
     now = timezone.now()
     new_id = uuid.uuid4()
     with transaction.atomic():
+        _device_rekey(app, transport, token, token_hmac)
         # One statement, so concurrent registrations of one token end in one device; a phone
         # that changed hands moves to its new owner.
         Device.objects.bulk_create(

@@ -28,6 +28,7 @@ from google.auth import exceptions as auth_exceptions
 from google.auth.transport.requests import Request as GoogleAuthRequest
 from google.oauth2 import service_account
 
+from push.outbound import OutboundPolicy, answer_reason
 from push.transports.base import (
     Outcome,
     OutcomeKind,
@@ -37,6 +38,7 @@ from push.transports.base import (
     parse_retry_after,
     redacted,
 )
+from push.transports.service_account import token_uri_check
 from push.transports.webpush import TOPIC
 
 logger = logging.getLogger(__name__)
@@ -106,6 +108,7 @@ MIN_RETRY_AFTER: dict[str, float] = {
 _FCM_ERROR_TYPE = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
 _BAD_REQUEST_TYPE = "type.googleapis.com/google.rpc.BadRequest"
 _INVALID_TOKEN_MESSAGE = re.compile(r"registration token is not a valid", re.IGNORECASE)
+_OAUTH_ERROR = re.compile(r"[^a-z_]")
 _APNS_COLLAPSE_ID_MAX_BYTES = 64
 _HEADERS = {"X-GOOG-API-FORMAT-VERSION": "2", "User-Agent": "keymaster-fcm/1"}
 # After a failed token fetch, concurrent sends share its answer instead of each retrying it.
@@ -128,6 +131,8 @@ class _RedactTokenRequest(logging.Filter):
         if isinstance(request, dict) and request.get("body"):
             body = self._JWT.sub("<redacted JWT>", str(request["body"]))
             record.httpRequest = {**request, "body": body}
+        if getattr(record, "httpResponse", None) is not None:
+            record.httpResponse = "<answer not logged>"  # an endpoint's answer is never logged
         return True
 
 
@@ -135,7 +140,11 @@ logging.getLogger("google.auth.transport.requests").addFilter(_RedactTokenReques
 
 
 class _AuthRequest(GoogleAuthRequest):
-    """A google-auth HTTP request with our timeout instead of its 120 s default."""
+    """A google-auth HTTP request with our timeout, never following a redirect.
+
+    requests follows redirects by default: a token endpoint answering 307 to an internal
+    address would make the worker POST there too.
+    """
 
     def __init__(self, timeout: float) -> None:
         super().__init__(requests.Session())
@@ -143,6 +152,7 @@ class _AuthRequest(GoogleAuthRequest):
 
     def __call__(self, url: str, method: str = "GET", *args: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("timeout", self._timeout)
+        kwargs["allow_redirects"] = False
         return super().__call__(url, method, *args, **kwargs)
 
 
@@ -209,7 +219,11 @@ _credentials_lock = threading.Lock()
 
 
 def credential_for(key: str, info: dict[str, Any]) -> FcmCredential:
-    """Return the process-wide credential cached under `key`, rebuilt if `info`'s key changed."""
+    """Return the process-wide credential cached under `key`, rebuilt if `info`'s key changed.
+
+    Raise ServiceAccountRefused when its token_uri may not be requested (checked at each use).
+    """
+    token_uri_check(info.get("token_uri"), OutboundPolicy.from_settings())
     fingerprint = f"{info.get('client_email')}/{info.get('private_key_id')}"
     with _credentials_lock:
         cached = _credentials.get(key)
@@ -295,20 +309,15 @@ def outcome_for_response(
         key = TOKEN_INVALID_ARGUMENT
     error_name = code or f"http_{status}"
     kind = ERROR_TABLE[key]
-    detail = f"FCM {status}: {error.get('message') or 'no error body'}"
+    message = redacted(str(error.get("message") or "no error body"), token)
+    detail = f"FCM {status}: {answer_reason(message)}"
     retry_after = None
     if kind is RETRY:
         retry_after = parse_retry_after(headers.get("Retry-After"))
         floor = MIN_RETRY_AFTER.get(key)
         if floor is not None:
             retry_after = max(retry_after or 0.0, floor)
-    return Outcome(
-        kind,
-        error_name,
-        redacted(detail, token),
-        retry_after,
-        misconfigured=error_name in MISCONFIGURED,
-    )
+    return Outcome(kind, error_name, detail, retry_after, misconfigured=error_name in MISCONFIGURED)
 
 
 def _google_error(content: bytes) -> dict[str, Any]:
@@ -344,8 +353,8 @@ def _status_key(status: int) -> str:
 
 
 def _auth_outcome(exc: Exception, credential: FcmCredential) -> Outcome:
-    """Turn a failed token fetch into an Outcome."""
-    reason = str(exc.args[0]) if exc.args else type(exc).__name__
+    """Turn a failed token fetch into an Outcome; only the OAuth error's code and words show."""
+    reason = _oauth_reason(exc)
     if isinstance(exc, auth_exceptions.TransportError):
         key, detail = "connection_error", f"OAuth token endpoint unreachable: {reason}"
     elif isinstance(exc, auth_exceptions.RefreshError) and exc.retryable:
@@ -362,6 +371,17 @@ def outcome_not_configured() -> Outcome:
     return Outcome(
         ERROR_TABLE[error], error, "no FCM service account is configured", misconfigured=True
     )
+
+
+def _oauth_reason(exc: Exception) -> str:
+    # google-auth puts the endpoint's whole answer in the exception: keep only the RFC 6749
+    # error code of a JSON answer (invalid_grant, invalid_client ...), nothing of any other.
+    answer = exc.args[1] if len(exc.args) > 1 else None
+    if isinstance(answer, dict) and isinstance(answer.get("error"), str):
+        return f"the token endpoint answered {_OAUTH_ERROR.sub('', answer['error'])[:40]}"
+    if isinstance(exc, auth_exceptions.RefreshError):
+        return "unexpected answer from the token endpoint"
+    return answer_reason(exc.args[0] if exc.args else type(exc).__name__)
 
 
 class FcmTransport:
@@ -421,7 +441,9 @@ class FcmTransport:
         headers = {"Authorization": f"Bearer {access_token}", "Content-Type": "application/json"}
         async with in_flight:
             try:
-                async with client.post(url, data=json.dumps(body), headers=headers) as response:
+                async with client.post(
+                    url, data=json.dumps(body), headers=headers, allow_redirects=False
+                ) as response:
                     status, answer_headers = response.status, response.headers
                     content = await response.read()
             except TimeoutError as exc:

@@ -55,6 +55,8 @@ class WebhookCall:
     secret: str
     webhook_id: str
     body: bytes
+    # Replaced secrets still within their overlap: they sign beside `secret`.
+    previous_secrets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -64,18 +66,33 @@ class WebhookResult:
     duration_ms: int
 
 
-def signature_headers(secret: str, webhook_id: str, body: bytes, timestamp: int) -> dict[str, str]:
-    """Return the signature headers of one receipt."""
-    legacy = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    key = base64.b64decode(secret.removeprefix("whsec_"))
+def signature_headers(
+    secret: str, webhook_id: str, body: bytes, timestamp: int, previous: tuple[str, ...] = ()
+) -> dict[str, str]:
+    """Return the signature headers of one receipt.
+
+    During a rotation's overlap `webhook-signature` carries one signature per secret (new
+    first), as Standard Webhooks allows; `X-Keymaster-Signature` holds one value, so it stays
+    with the replaced secret until the overlap ends: receivers that check only it keep working
+    and switch when the old secret stops signing.
+    """
+    legacy_secret = previous[0] if previous else secret
+    legacy = hmac.new(legacy_secret.encode(), body, hashlib.sha256).hexdigest()
     signed = f"{webhook_id}.{timestamp}.".encode() + body
-    standard = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    standard = " ".join(
+        "v1," + base64.b64encode(hmac.new(_key(s), signed, hashlib.sha256).digest()).decode()
+        for s in (secret, *previous)
+    )
     return {
         "X-Keymaster-Signature": f"sha256={legacy}",
         "webhook-id": webhook_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": f"v1,{standard}",
+        "webhook-signature": standard,
     }
+
+
+def _key(secret: str) -> bytes:
+    return base64.b64decode(secret.removeprefix("whsec_"))
 
 
 def outcome_for_status(status: int, retry_after: str | None = None) -> Outcome:
@@ -117,7 +134,9 @@ class WebhookTransport:
         headers = {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
-            **signature_headers(call.secret, call.webhook_id, call.body, int(time.time())),
+            **signature_headers(
+                call.secret, call.webhook_id, call.body, int(time.time()), call.previous_secrets
+            ),
         }
         try:
             async with self._client().post(

@@ -14,7 +14,10 @@ from django.db import connection
 from fakes.fcm import new_service_account
 from keymaster.crypto import encrypted_fields
 from push.models import PushConfig
-from push.services.config import push_config_set_fcm_service_account
+from push.services.config import (
+    push_config_rotate_webhook_secret,
+    push_config_set_fcm_service_account,
+)
 from tests.factories import enable_push, enroll, fcm_token, make_app, make_user, register
 from tests.push.subscriptions import browser_subscription
 
@@ -25,7 +28,9 @@ def _raw_dump() -> str:
     with connection.cursor() as cursor:
         cursor.execute("SELECT token, token_hmac FROM push_device")
         devices = cursor.fetchall()
-        cursor.execute("SELECT webhook_secret, vapid_private_key FROM push_pushconfig")
+        cursor.execute(
+            "SELECT webhook_secret, webhook_secret_previous, vapid_private_key FROM push_pushconfig"
+        )
         configs = cursor.fetchall()
     return repr(devices + configs)
 
@@ -36,6 +41,7 @@ def stored():
     config = enable_push(app)
     account = new_service_account("rotation-test", "https://oauth2.googleapis.com/token")
     push_config_set_fcm_service_account(app=app, actor=None, service_account=json.dumps(account))
+    push_config_rotate_webhook_secret(app=app, actor=None)  # the replaced secret is kept a while
     user = make_user()
     enroll(app, user)
     token, subscription = fcm_token("plain"), browser_subscription()
@@ -52,9 +58,18 @@ def stored():
         lambda token, subscription, config: subscription["keys"]["p256dh"],
         lambda token, subscription, config: subscription["keys"]["auth"],
         lambda token, subscription, config: config.webhook_secret,
+        lambda token, subscription, config: config.webhook_secret_previous,
         lambda token, subscription, config: "PRIVATE KEY",
     ],
-    ids=["fcm_token", "endpoint", "p256dh", "auth", "webhook_secret", "service_account_key"],
+    ids=[
+        "fcm_token",
+        "endpoint",
+        "p256dh",
+        "auth",
+        "webhook_secret",
+        "webhook_secret_previous",
+        "service_account_key",
+    ],
 )
 def test_no_plaintext_secret_in_the_raw_tables(stored, secret_of):
     secret = secret_of(*stored)

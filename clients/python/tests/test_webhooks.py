@@ -53,10 +53,48 @@ def test_standardwebhooks_accepts_what_verify_webhook_accepts() -> None:
     assert verify_webhook(BODY, headers, SECRET) == Webhook(SECRET).verify(BODY, headers)
 
 
-def test_keymaster_signature_alone_is_enough() -> None:
+def test_keymaster_signature_alone_is_refused_by_default() -> None:
+    # A receipt captured once and replayed with only the guide's header, whatever its age.
     headers = {"X-Keymaster-Signature": sign()["X-Keymaster-Signature"]}
 
+    with pytest.raises(WebhookVerificationError, match="missing Standard Webhooks headers"):
+        verify_webhook(BODY, headers, SECRET, now=NOW + 86_400)
+
+
+def test_keymaster_signature_alone_is_accepted_only_when_asked() -> None:
+    headers = {"X-Keymaster-Signature": sign()["X-Keymaster-Signature"]}
+
+    assert verify_webhook(BODY, headers, SECRET, accept_keymaster_signature_alone=True) == RECEIPT
+
+
+def test_the_standard_headers_are_checked_even_when_the_guides_header_is_accepted() -> None:
+    with pytest.raises(WebhookVerificationError, match="too old"):
+        verify_webhook(BODY, sign(), SECRET, now=NOW + 301, accept_keymaster_signature_alone=True)
+
+
+def test_standard_headers_alone_are_enough() -> None:
+    headers = sign()
+    del headers["X-Keymaster-Signature"]
+
     assert verify_webhook(BODY, headers, SECRET, now=NOW) == RECEIPT
+
+
+@pytest.mark.parametrize("held", [[SECRET], [OTHER_SECRET], [OTHER_SECRET, SECRET]])
+def test_during_a_rotation_either_secret_verifies(held: list[str]) -> None:
+    # Keymaster signs with the new and the replaced secret during the overlap.
+    headers = sign()
+    headers["webhook-signature"] += " " + sign(secret=OTHER_SECRET)["webhook-signature"]
+
+    assert verify_webhook(BODY, headers, held, now=NOW) == RECEIPT
+
+
+def test_the_guides_header_may_match_any_of_several_secrets() -> None:
+    headers = {"X-Keymaster-Signature": sign(secret=OTHER_SECRET)["X-Keymaster-Signature"]}
+
+    verified = verify_webhook(
+        BODY, headers, [SECRET, OTHER_SECRET], accept_keymaster_signature_alone=True
+    )
+    assert verified == RECEIPT
 
 
 def test_header_names_are_case_insensitive() -> None:
@@ -75,9 +113,12 @@ def test_any_of_several_signatures_may_match_during_secret_rotation() -> None:
 
 def test_tampered_body_is_rejected() -> None:
     tampered = BODY.replace(b"delivered", b"failed")
+    headers = {"X-Keymaster-Signature": sign()["X-Keymaster-Signature"]}
 
-    with pytest.raises(WebhookVerificationError, match="X-Keymaster-Signature does not match"):
+    with pytest.raises(WebhookVerificationError, match="no webhook-signature matches"):
         verify_webhook(tampered, sign(), SECRET, now=NOW)
+    with pytest.raises(WebhookVerificationError, match="X-Keymaster-Signature does not match"):
+        verify_webhook(tampered, headers, SECRET, accept_keymaster_signature_alone=True)
 
 
 def test_tampered_body_is_rejected_by_the_standard_signature_too() -> None:
@@ -90,7 +131,7 @@ def test_tampered_body_is_rejected_by_the_standard_signature_too() -> None:
 
 
 def test_wrong_secret_is_rejected() -> None:
-    with pytest.raises(WebhookVerificationError, match="X-Keymaster-Signature does not match"):
+    with pytest.raises(WebhookVerificationError, match="no webhook-signature matches"):
         verify_webhook(BODY, sign(), OTHER_SECRET, now=NOW)
 
 
@@ -124,12 +165,9 @@ def test_timestamp_within_a_custom_tolerance_is_accepted() -> None:
     assert verify_webhook(BODY, headers, SECRET, tolerance=600, now=NOW) == RECEIPT
 
 
-def test_missing_keymaster_signature_is_rejected() -> None:
-    headers = sign()
-    del headers["X-Keymaster-Signature"]
-
+def test_no_signature_at_all_is_rejected_even_when_the_guides_header_is_accepted() -> None:
     with pytest.raises(WebhookVerificationError, match="missing X-Keymaster-Signature"):
-        verify_webhook(BODY, headers, SECRET, now=NOW)
+        verify_webhook(BODY, {}, SECRET, accept_keymaster_signature_alone=True)
 
 
 def test_incomplete_standard_headers_are_rejected() -> None:
@@ -147,7 +185,12 @@ def test_incomplete_standard_headers_are_rejected() -> None:
 )
 def test_malformed_keymaster_signature_is_rejected(header: str) -> None:
     with pytest.raises(WebhookVerificationError):
-        verify_webhook(BODY, {"X-Keymaster-Signature": header}, SECRET, now=NOW)
+        verify_webhook(
+            BODY,
+            {"X-Keymaster-Signature": header},
+            SECRET,
+            accept_keymaster_signature_alone=True,
+        )
 
 
 def test_signed_body_that_is_not_a_json_object_is_rejected() -> None:

@@ -12,6 +12,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from fakes.fcm import new_service_account
 from push.models import (
     AuditEvent,
     Delivery,
@@ -217,11 +218,8 @@ def test_rotate_and_reveal_refuse_get(app, browser):
 
 def _service_account(**overrides):
     info = {
-        "type": "service_account",
-        "project_id": "gymops-prod",
-        "private_key": "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n",
+        **new_service_account("gymops-prod", "https://oauth2.googleapis.com/token"),
         "client_email": "push@gymops-prod.iam.gserviceaccount.com",
-        "token_uri": "https://oauth2.googleapis.com/token",
         **overrides,
     }
     return SimpleUploadedFile("key.json", json.dumps(info).encode(), "application/json")

@@ -365,7 +365,8 @@ def test_token_endpoint_server_error_is_retried(credential):
     assert (outcome.kind, outcome.error) == (RETRY, "auth_unavailable")
 
 
-def test_credential_for_caches_by_key_and_notices_a_new_key(fake, account):
+def test_credential_for_caches_by_key_and_notices_a_new_key(fake, account, settings):
+    settings.OUTBOUND_ALLOWED_HOSTS = "127.0.0.1"  # the fake's token_uri
     first = credential_for("app-1", account)
     again = credential_for("app-1", dict(account))
     rotated = credential_for("app-1", fake.service_account("proj-a"))

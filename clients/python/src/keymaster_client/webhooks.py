@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from keymaster_client.errors import WebhookVerificationError
 from keymaster_client.models import Receipt
@@ -23,26 +23,38 @@ SECRET_PREFIX = "whsec_"
 def verify_webhook(
     body: bytes,
     headers: Mapping[str, str],
-    secret: str,
+    secret: str | Sequence[str],
     *,
     tolerance: int = 300,
     now: float | None = None,
+    accept_keymaster_signature_alone: bool = False,
 ) -> Receipt:
     """Check a receipt's signatures and return the receipt, or raise WebhookVerificationError.
 
     `body` must be the raw request body, exactly as received: re-serialized JSON will not
     match. `headers` are looked up case-insensitively. `secret` is the app's webhook secret
-    (`whsec_...`).
+    (`whsec_...`), or several (during a rotation: any one may match).
 
-    `X-Keymaster-Signature: sha256=<hex>` is required: an HMAC-SHA256 of the body keyed
-    with the whole secret string. When the Standard Webhooks headers (`webhook-id`,
-    `webhook-timestamp`, `webhook-signature`) are sent too, they are verified as that spec
-    says, which also rejects receipts older (or newer) than `tolerance` seconds: replays.
+    The Standard Webhooks headers (`webhook-id`, `webhook-timestamp`, `webhook-signature`)
+    are required and verified as that spec says, which also rejects receipts older (or newer)
+    than `tolerance` seconds: replays. With `accept_keymaster_signature_alone`, a receipt that
+    carries none of them is accepted on the guide's `X-Keymaster-Signature: sha256=<hex>` (an
+    HMAC-SHA256 of the body keyed with the whole secret string), which has no timestamp: a
+    captured receipt can then be replayed at any time.
     """
+    secrets = [secret] if isinstance(secret, str) else list(secret)
+    if not secrets:
+        raise WebhookVerificationError("no webhook secret given")
     lowered = {name.lower(): value for name, value in headers.items()}
-    _verify_keymaster_signature(body, lowered.get(KEYMASTER_SIGNATURE_HEADER), secret)
     if any(name in lowered for name in STANDARD_WEBHOOK_HEADERS):
-        _verify_standard_webhook(body, lowered, secret, tolerance=tolerance, now=now)
+        _verify_standard_webhook(body, lowered, secrets, tolerance=tolerance, now=now)
+    elif accept_keymaster_signature_alone:
+        _verify_keymaster_signature(body, lowered.get(KEYMASTER_SIGNATURE_HEADER), secrets)
+    else:
+        raise WebhookVerificationError(
+            "missing Standard Webhooks headers (webhook-id, -timestamp, -signature); pass "
+            "accept_keymaster_signature_alone=True to accept X-Keymaster-Signature without them"
+        )
     try:
         receipt = json.loads(body)
     except ValueError as exc:
@@ -52,22 +64,25 @@ def verify_webhook(
     return receipt  # type: ignore[return-value]
 
 
-def _verify_keymaster_signature(body: bytes, header: str | None, secret: str) -> None:
+def _verify_keymaster_signature(body: bytes, header: str | None, secrets: list[str]) -> None:
     if not header:
         raise WebhookVerificationError("missing X-Keymaster-Signature header")
     scheme, _, received = header.strip().partition("=")
     if scheme != "sha256" or not received:
         raise WebhookVerificationError("X-Keymaster-Signature is not of the form sha256=<hex>")
-    expected = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
-    # Compared as bytes: compare_digest refuses str with non-ASCII characters.
-    if not hmac.compare_digest(expected.encode(), received.lower().encode("utf-8", "replace")):
-        raise WebhookVerificationError("X-Keymaster-Signature does not match the body")
+    received_bytes = received.lower().encode("utf-8", "replace")
+    for secret in secrets:
+        expected = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+        # Compared as bytes: compare_digest refuses str with non-ASCII characters.
+        if hmac.compare_digest(expected.encode(), received_bytes):
+            return
+    raise WebhookVerificationError("X-Keymaster-Signature does not match the body")
 
 
 def _verify_standard_webhook(
     body: bytes,
     headers: Mapping[str, str],
-    secret: str,
+    secrets: list[str],
     *,
     tolerance: int,
     now: float | None,
@@ -89,7 +104,10 @@ def _verify_standard_webhook(
         raise WebhookVerificationError("webhook-timestamp is in the future")
 
     signed = f"{msg_id}.{timestamp}.".encode() + body
-    expected = hmac.new(_standard_webhook_key(secret), signed, hashlib.sha256).digest()
+    expected = [
+        hmac.new(_standard_webhook_key(secret), signed, hashlib.sha256).digest()
+        for secret in secrets
+    ]
     # Several space-separated signatures are allowed, so senders can rotate secrets.
     for versioned in signatures.split():
         version, _, encoded = versioned.partition(",")
@@ -99,7 +117,7 @@ def _verify_standard_webhook(
             received = base64.b64decode(encoded, validate=True)
         except binascii.Error:
             continue
-        if hmac.compare_digest(expected, received):
+        if any(hmac.compare_digest(digest, received) for digest in expected):
             return
     raise WebhookVerificationError("no webhook-signature matches the body")
 

@@ -1,0 +1,102 @@
+"""The served OpenAPI schema states the validation rules the fuzz test once found missing.
+
+tests/security/test_fuzz.py holds the whole schema to the server (schemathesis' positive and
+negative data checks); these pin the rules it found unstated, with a request each.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from rest_framework.test import APIClient
+
+from tests.factories import app_client, make_admin, make_app, user_client
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(scope="module")
+def schema(django_db_blocker):
+    with django_db_blocker.unblock():
+        return APIClient().get("/api/schema/", HTTP_ACCEPT="application/json").json()
+
+
+def _component(schema: dict, name: str) -> dict:
+    return schema["components"]["schemas"][name]
+
+
+def _operation(schema: dict, path: str, method: str = "post") -> dict:
+    return schema["paths"][path][method]
+
+
+def test_idempotency_key_has_its_length_and_characters(schema):
+    [header] = [
+        p for p in _operation(schema, "/push/send")["parameters"] if p["name"] == "Idempotency-Key"
+    ]
+    assert header["schema"] == {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 255,
+        "pattern": "^[ -~]+$",
+    }
+    refused = app_client(make_app()[0]).post(
+        "/push/send", {}, format="json", HTTP_IDEMPOTENCY_KEY="é"
+    )
+    assert refused.status_code == 400 and not re.match(header["schema"]["pattern"], "é")
+
+
+def test_urls_must_be_https_to_a_host_name(schema):
+    webhook_url = _component(schema, "PatchedConfigInRequest")["properties"]["webhook_url"]
+    webhook, blank = webhook_url["oneOf"]  # a URL, or "" to stop receipts
+    endpoint = _component(schema, "SubscribeInRequest")["properties"]["endpoint"]
+    for url_schema in (webhook, endpoint):
+        pattern = re.compile(url_schema["pattern"])
+        assert pattern.search("https://push.example.com/send/abc")
+        for refused in ("http://push.example.com/", "https://127.0.0.1/", "https://localhost/"):
+            assert not pattern.search(refused)
+    assert blank["maxLength"] == 0 and webhook_url["nullable"] is True
+
+
+def test_push_token_is_a_token_string_or_a_subscription_object_for_web(schema):
+    register = _component(schema, "RegisterInRequest")
+    token, subscription = register["properties"]["push_token"]["oneOf"]
+    assert token["type"] == "string" and not re.search(token["pattern"], "{json")
+    assert subscription["required"] == ["endpoint", "keys"]
+    assert register["oneOf"][1]["properties"]["platform"] == {"type": "string", "pattern": "^web$"}
+
+
+def test_enrollments_need_exactly_one_of_email_or_user_id(schema):
+    operation = _operation(schema, "/api/apps/{app_id}/enrollments")
+    assert operation["requestBody"]["required"] is True
+    assert _component(schema, "UserRefInRequest")["oneOf"] == [
+        {"required": ["email"]},
+        {"required": ["user_id"]},
+    ]
+
+
+def test_an_unknown_but_well_formed_email_is_404(schema):
+    app = make_app()[0]
+    answer = user_client(make_admin(app)).post(
+        f"/api/apps/{app.app_id}/enrollments", {"email": "nobody@example.com"}, format="json"
+    )
+    assert answer.status_code == 404
+    assert "404" in _operation(schema, "/api/apps/{app_id}/enrollments")["responses"]
+    assert "404" in _operation(schema, "/api/apps")["responses"]
+
+
+def test_subscribe_requires_app_id_without_a_default_app(schema):
+    assert "app_id" in _component(schema, "SubscribeInRequest")["required"]
+
+
+def test_lists_of_recipients_are_non_empty_and_unique(schema):
+    user_ids = _component(schema, "BulkInRequest")["properties"]["user_ids"]
+    assert user_ids["minItems"] == 1 and user_ids["uniqueItems"] is True
+    assert _component(schema, "BatchInRequest")["properties"]["notifications"]["minItems"] == 1
+
+
+def test_links_lead_sends_to_real_users(schema):
+    enrolled = _operation(schema, "/api/apps/{app_id}/enrollments")["responses"]["201"]
+    link = enrolled["links"]["SendToUser"]
+    assert link["operationId"] == "push_send_create"
+    assert link["requestBody"] == {"user_id": "$response.body#/user_id"}
