@@ -244,8 +244,17 @@ PUSH_DELIVERY_CHUNK = _positive_int("PUSH_DELIVERY_CHUNK", 250)
 PUSH_RECEIPT_CHUNK = _positive_int("PUSH_RECEIPT_CHUNK", 250)
 # Seconds to wait for FCM or a push service before the attempt counts as a timeout (retried).
 PUSH_SEND_TIMEOUT = env.float("PUSH_SEND_TIMEOUT", default=10.0)
-# A claimed delivery not finished by then is taken back by the sweeper (a killed worker).
-PUSH_CLAIM_SECONDS = _positive_int("PUSH_CLAIM_SECONDS", 150)
+# A claim's lease: a worker renews the leases of the claims it holds every third of it while
+# it works, so a claim runs out only when its worker died; the sweeper then takes it back.
+PUSH_CLAIM_SECONDS = _positive_int("PUSH_CLAIM_SECONDS", 15)
+# Each worker process sweeps (dead claims, due retries, stalled queued work) this often.
+PUSH_SWEEP_SECONDS = _positive_int("PUSH_SWEEP_SECONDS", 5)
+# Outcomes are recorded as they arrive, in groups: at most PUSH_RECORD_EVERY at once, and none
+# waits longer than PUSH_RECORD_MS. At most PUSH_RECORD_WINDOW messages of a task are in flight
+# or answered-but-not-recorded at any instant: the most a killed worker can send twice.
+PUSH_RECORD_EVERY = _positive_int("PUSH_RECORD_EVERY", 50)
+PUSH_RECORD_MS = _positive_int("PUSH_RECORD_MS", 50)
+PUSH_RECORD_WINDOW = _positive_int("PUSH_RECORD_WINDOW", 100)
 PUSH_MAX_ATTEMPTS = _positive_int("PUSH_MAX_ATTEMPTS", 50)
 # Seconds a task waits for the database to come back (a restart, a failover) before it fails;
 # well under Q_TIMEOUT, so the task is not killed meanwhile.

@@ -8,7 +8,10 @@ class PushAppConfig(AppConfig):
     def ready(self) -> None:
         from django_q.signals import post_spawn
 
+        from push.delivery.sweeper import sweeper_start
+
         post_spawn.connect(_worker_warm_up, dispatch_uid="push-worker-warm-up")
+        post_spawn.connect(sweeper_start, dispatch_uid="push-worker-sweeper")
 
 
 def _worker_warm_up(sender: object, proc_name: str, **kwargs: object) -> None:
