@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -17,6 +18,7 @@ from django.utils import timezone
 from django_q.models import OrmQ
 
 from push.models import DELIVERY_FINAL, Delivery, DeliveryStatus, Device, Receipt, ReceiptStatus
+from push.services.devices import device_token_hmac
 from push.tasks import sweep
 from tests.factories import fcm_device
 from tests.figures import figures_record
@@ -87,6 +89,28 @@ def fcm_devices(app: Any, user: Any, prefix: str, count: int) -> list[str]:
     tokens = [f"{prefix}-{n:05d}-" + "x" * 30 for n in range(count)]
     Device.objects.bulk_create(fcm_device(app, user, token) for token in tokens)
     return tokens
+
+
+def webpush_devices(app: Any, user: Any, fake: Any, count: int) -> list[str]:
+    """Register `count` Web Push subscriptions (from `fake`) of `user` at once; return their ids."""
+    key = app.push_config.vapid_public_key
+    devices, ids = [], []
+    for _ in range(count):
+        subscription = fake.new_subscription(key)
+        token = json.dumps(subscription)
+        ids.append(subscription["endpoint"].rsplit("/", 1)[-1])
+        devices.append(
+            Device(
+                app=app,
+                user=user,
+                platform="web",
+                transport="webpush",
+                token=token,
+                token_hmac=device_token_hmac("webpush", token),
+            )
+        )
+    Device.objects.bulk_create(devices)
+    return ids
 
 
 def times_sent(messages: Iterable[dict[str, Any]], tokens: Iterable[str]) -> Counter[str]:
