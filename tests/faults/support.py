@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -18,9 +17,8 @@ from django.utils import timezone
 from django_q.models import OrmQ
 
 from push.models import DELIVERY_FINAL, Delivery, DeliveryStatus, Device, Receipt, ReceiptStatus
-from push.services.devices import device_token_hmac
 from push.tasks import sweep
-from tests.factories import fcm_device
+from tests.factories import fcm_device, webpush_device
 from tests.figures import figures_record
 from tests.workers import wait_until, worker_env, worker_start
 
@@ -94,23 +92,9 @@ def fcm_devices(app: Any, user: Any, prefix: str, count: int) -> list[str]:
 def webpush_devices(app: Any, user: Any, fake: Any, count: int) -> list[str]:
     """Register `count` Web Push subscriptions (from `fake`) of `user` at once; return their ids."""
     key = app.push_config.vapid_public_key
-    devices, ids = [], []
-    for _ in range(count):
-        subscription = fake.new_subscription(key)
-        token = json.dumps(subscription)
-        ids.append(subscription["endpoint"].rsplit("/", 1)[-1])
-        devices.append(
-            Device(
-                app=app,
-                user=user,
-                platform="web",
-                transport="webpush",
-                token=token,
-                token_hmac=device_token_hmac("webpush", token),
-            )
-        )
-    Device.objects.bulk_create(devices)
-    return ids
+    subscriptions = [fake.new_subscription(key) for _ in range(count)]
+    Device.objects.bulk_create(webpush_device(app, user, sub) for sub in subscriptions)
+    return [sub["endpoint"].rsplit("/", 1)[-1] for sub in subscriptions]
 
 
 def times_sent(messages: Iterable[dict[str, Any]], tokens: Iterable[str]) -> Counter[str]:
