@@ -227,8 +227,14 @@ class _Recorder:
     def _record(self) -> None:
         ids = list(self._waiting)
         group = [self._deliveries[i] for i in ids]
+        # A notification with a delivery this task has still to record cannot have ended: its
+        # roll-up (three statements) waits for the group that records its last one here.
+        unfinished = frozenset(
+            self._deliveries[i].notification_id for i in self._open if i not in self._waiting
+        )
         # Sent is sent: if the database went away meanwhile, wait for it rather than send again.
-        counts, receipts = through_db_outage(deliveries_record)(group, self._waiting, claim=True)
+        record = through_db_outage(deliveries_record)
+        counts, receipts = record(group, self._waiting, claim=True, unfinished=unfinished)
         for name, count in counts.items():
             self.counts[name] += count
         self.receipts += receipts
@@ -384,12 +390,17 @@ def _file_credential(path: str, mtime_ns: int) -> FcmCredential:
 
 
 def deliveries_record(
-    deliveries: list[Delivery], outcomes: dict[int, Outcome], *, claim: bool = False
+    deliveries: list[Delivery],
+    outcomes: dict[int, Outcome],
+    *,
+    claim: bool = False,
+    unfinished: frozenset[Any] = frozenset(),
 ) -> tuple[dict[str, int], list[Receipt]]:
     """Record each claimed delivery's outcome, remove dead devices, store receipts, roll up.
 
     Returns the counts by outcome and the receipts: queued, or with `claim` leased to the
-    caller to POST once this has committed (`receipts_create`).
+    caller to POST once this has committed (`receipts_create`). Notifications in `unfinished`
+    are not rolled up: the caller still holds one of their deliveries unrecorded.
     """
     now = timezone.now()
     final: dict[tuple[str, str, str], list[int]] = defaultdict(list)
@@ -443,7 +454,7 @@ def deliveries_record(
         for app_id, error in config_errors.items():
             push_config_record_error(app_id=app_id, error=error)
         receipts = receipts_create([d for d in finished if d.id in owned], claim=claim)
-        notifications_roll_up({d.notification_id for d in deliveries})
+        notifications_roll_up({d.notification_id for d in deliveries} - unfinished)
     counts: dict[str, int] = defaultdict(int)
     for (status, _, _), ids in final.items():
         counts[status] += len(ids)

@@ -249,6 +249,9 @@ def test_outcomes_are_recorded_as_they_arrive_not_once_per_chunk(setup, fake_web
     recorded = 'UPDATE "push_delivery" SET "status" = \'delivered\''
     records = [q["sql"] for q in captured if q["sql"].startswith(recorded)]
     assert len(records) == 2  # one group when the fast answer came, one for the slow one
+    # The first group left the notification open (its other delivery was still out); the
+    # second, which recorded its last delivery, ended it.
+    assert Notification.objects.get(pk=notification_id).status == "delivered"
 
 
 def test_a_dead_workers_claims_are_taken_back(setup, fake_fcm, monkeypatch, settings):
