@@ -268,7 +268,9 @@ Q_CLUSTER = {
     "orm": "default",
     "workers": env.int("Q_WORKERS", default=2),
     "timeout": env.int("Q_TIMEOUT", default=120),
-    # retry must exceed timeout, or a slow task is handed out twice while still running.
+    # retry must exceed timeout, or a slow task is handed out twice while still running. A
+    # killed cluster's tasks come back only after `retry`: recovery does not wait for them (the
+    # sweeper in each worker queues stalled work again, push/delivery/sweeper.py).
     "retry": env.int("Q_RETRY", default=180),
     "max_attempts": 5,
     # A worker is replaced after `recycle` tasks, or sooner once its RSS passes `max_rss` (KiB):

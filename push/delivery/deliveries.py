@@ -128,7 +128,7 @@ def deliveries_send(delivery_ids: list[int]) -> dict[str, int]:
     recorder.follow(_send(jobs, recorder))
     # Committed: their receipts go out now, from this task (claimed for it when created).
     receipts_post(recorder.receipts)
-    return recorder.counts
+    return dict(recorder.counts)
 
 
 class _Window:

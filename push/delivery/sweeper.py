@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
 from django.conf import settings
 from django.db import close_old_connections, connection
@@ -21,21 +20,23 @@ from django.db import close_old_connections, connection
 logger = logging.getLogger(__name__)
 
 
-def sweeper_start(**kwargs: object) -> threading.Thread:
-    """Start this worker process's sweeper thread (a `post_spawn` receiver)."""
-    thread = threading.Thread(target=_sweep_forever, name="push-sweeper", daemon=True)
+def sweeper_start(stop: threading.Event | None = None, **kwargs: object) -> threading.Thread:
+    """Start this worker process's sweeper thread (a `post_spawn` receiver); `stop` ends it."""
+    thread = threading.Thread(
+        target=_sweep_forever, args=(stop or threading.Event(),), name="push-sweeper", daemon=True
+    )
     thread.start()
     return thread
 
 
-def _sweep_forever() -> None:
+def _sweep_forever(stop: threading.Event) -> None:
     from push.tasks import sweep  # the worker has imported it already (apps.py)
 
-    while True:
-        time.sleep(settings.PUSH_SWEEP_SECONDS)
+    while not stop.wait(settings.PUSH_SWEEP_SECONDS):
         try:
             close_old_connections()
             sweep()
         except Exception:  # the database is away: the next round tries again
             logger.exception("worker sweep failed")
             connection.close()
+    connection.close()
