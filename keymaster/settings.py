@@ -252,8 +252,8 @@ PUSH_SWEEP_SECONDS = _positive_int("PUSH_SWEEP_SECONDS", 5)
 # Outcomes are recorded as they arrive, in groups: at most PUSH_RECORD_EVERY at once, and none
 # waits longer than PUSH_RECORD_MS. At most PUSH_RECORD_WINDOW messages of a task are in flight
 # or answered-but-not-recorded at any instant: the most a killed worker can send twice.
-PUSH_RECORD_EVERY = _positive_int("PUSH_RECORD_EVERY", 50)
-PUSH_RECORD_MS = _positive_int("PUSH_RECORD_MS", 50)
+PUSH_RECORD_EVERY = _positive_int("PUSH_RECORD_EVERY", 100)
+PUSH_RECORD_MS = _positive_int("PUSH_RECORD_MS", 200)
 PUSH_RECORD_WINDOW = _positive_int("PUSH_RECORD_WINDOW", 100)
 PUSH_MAX_ATTEMPTS = _positive_int("PUSH_MAX_ATTEMPTS", 50)
 # Seconds a task waits for the database to come back (a restart, a failover) before it fails;
