@@ -300,8 +300,17 @@ PUSH_RECEIPT_CHUNK = _positive_int("PUSH_RECEIPT_CHUNK", 250)
 PUSH_BROADCAST_CHUNK = _positive_int("PUSH_BROADCAST_CHUNK", 5000)
 # Seconds to wait for FCM or a push service before the attempt counts as a timeout (retried).
 PUSH_SEND_TIMEOUT = env.float("PUSH_SEND_TIMEOUT", default=10.0)
-# A claimed delivery not finished by then is taken back by the sweeper (a killed worker).
-PUSH_CLAIM_SECONDS = _positive_int("PUSH_CLAIM_SECONDS", 150)
+# A claim's lease: a worker renews the leases of the claims it holds every third of it while
+# it works, so a claim runs out only when its worker died; the sweeper then takes it back.
+PUSH_CLAIM_SECONDS = _positive_int("PUSH_CLAIM_SECONDS", 15)
+# Each worker process sweeps (dead claims, due retries, stalled queued work) this often.
+PUSH_SWEEP_SECONDS = _positive_int("PUSH_SWEEP_SECONDS", 5)
+# Outcomes are recorded as they arrive, in groups: at most PUSH_RECORD_EVERY at once, and none
+# waits longer than PUSH_RECORD_MS. At most PUSH_RECORD_WINDOW messages of a task are in flight
+# or answered-but-not-recorded at any instant: the most a killed worker can send twice.
+PUSH_RECORD_EVERY = _positive_int("PUSH_RECORD_EVERY", 100)
+PUSH_RECORD_MS = _positive_int("PUSH_RECORD_MS", 200)
+PUSH_RECORD_WINDOW = _positive_int("PUSH_RECORD_WINDOW", 100)
 PUSH_MAX_ATTEMPTS = _positive_int("PUSH_MAX_ATTEMPTS", 50)
 # Seconds a task waits for the database to come back (a restart, a failover) before it fails;
 # well under Q_TIMEOUT, so the task is not killed meanwhile.
@@ -323,7 +332,9 @@ Q_CLUSTER = {
     "orm": "default",
     "workers": env.int("Q_WORKERS", default=2),
     "timeout": env.int("Q_TIMEOUT", default=120),
-    # retry must exceed timeout, or a slow task is handed out twice while still running.
+    # retry must exceed timeout, or a slow task is handed out twice while still running. A
+    # killed cluster's tasks come back only after `retry`: recovery does not wait for them (the
+    # sweeper in each worker queues stalled work again, push/delivery/sweeper.py).
     "retry": env.int("Q_RETRY", default=180),
     "max_attempts": 5,
     # A worker is replaced after `recycle` tasks, or sooner once its RSS passes `max_rss` (KiB):

@@ -10,9 +10,11 @@ class PushAppConfig(AppConfig):
 
         import push.cors  # noqa: F401 - connects django-cors-headers' check_request_enabled
         from push.delivery.monitor import heartbeat_start
+        from push.delivery.sweeper import sweeper_start
 
         post_spawn.connect(_worker_warm_up, dispatch_uid="push-worker-warm-up")
         post_spawn.connect(heartbeat_start, dispatch_uid="push-worker-heartbeat")
+        post_spawn.connect(sweeper_start, dispatch_uid="push-worker-sweeper")
 
 
 def _worker_warm_up(sender: object, proc_name: str, **kwargs: object) -> None:

@@ -75,14 +75,25 @@ def register(user: User, app: App, token: str | dict | None = None, platform: st
 
 def fcm_device(app: App, user: User, token: str) -> "Device":  # noqa: F821, UP037
     """An unsaved FCM device holding `token`, stored as registration stores it (many at once)."""
+    return _stored_device(app, user, "android", "fcm", token)
+
+
+def webpush_device(app: App, user: User, subscription: dict) -> "Device":  # noqa: F821, UP037
+    """An unsaved Web Push device holding `subscription`, stored as registration stores it."""
+    import json
+
+    return _stored_device(app, user, "web", "webpush", json.dumps(subscription))
+
+
+def _stored_device(app: App, user: User, platform: str, transport: str, token: str) -> "Device":  # noqa: F821, UP037
     from push.models import Device
     from push.services.devices import device_token_hmac
 
     return Device(
         app=app,
         user=user,
-        platform="android",
-        transport="fcm",
+        platform=platform,
+        transport=transport,
         token=token,
-        token_hmac=device_token_hmac("fcm", token),
+        token_hmac=device_token_hmac(transport, token),
     )

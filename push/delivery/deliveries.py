@@ -12,7 +12,10 @@ import functools
 import json
 import logging
 import os
+import queue
+import time
 from collections import defaultdict
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,7 +27,7 @@ from django.utils import timezone
 from keymaster import metrics
 from keymaster.outage import through_db_outage
 from push.delivery.backoff import backoff_seconds
-from push.delivery.outbox import outbox_claim, outbox_isolate, outbox_sweep
+from push.delivery.outbox import outbox_claim, outbox_isolate, outbox_renew, outbox_sweep
 from push.delivery.queue import deliveries_enqueue
 from push.delivery.receipts import receipts_create, receipts_post
 from push.delivery.runtime import runtime
@@ -36,6 +39,7 @@ from push.models import (
     NotificationStatus,
     PushConfig,
     Receipt,
+    ReceiptStatus,
     Transport,
 )
 from push.open_tokens import with_open_token
@@ -105,7 +109,13 @@ def deliveries_claim(
 
 
 def deliveries_send(delivery_ids: list[int]) -> dict[str, int]:
-    """Claim (topped up with other due ones), send and record a chunk; return counts."""
+    """Claim (topped up with other due ones), send and record a chunk; return counts.
+
+    Outcomes are recorded as they arrive, a few at a time (`_Recorder`), while the claims not
+    yet recorded have their lease renewed: a worker killed mid-chunk sends again only what was
+    in flight or awaiting its record (at most PUSH_RECORD_WINDOW), and its claims run out
+    within one lease instead of after the whole chunk's worth.
+    """
     claimed = deliveries_claim(delivery_ids, fill_to=settings.PUSH_DELIVERY_CHUNK)
     if not claimed:
         return {}
@@ -116,14 +126,141 @@ def deliveries_send(delivery_ids: list[int]) -> dict[str, int]:
     devices = {d.device_id for d in deliveries if d.device_id}
     loaded, unreadable = outbox_isolate(_devices_load, list(devices))
     jobs, early = _jobs(deliveries, loaded, unreadable)
-    outcomes = dict(early)
-    outcomes.update(_send(jobs))
-    metrics.deliveries_answered(deliveries, outcomes, {j.delivery.id: j.transport for j in jobs})
-    # Sent is sent: if the database went away meanwhile, wait for it rather than send again.
-    counts, receipts = through_db_outage(deliveries_record)(deliveries, outcomes, claim=True)
+    rt = runtime()
+    window = _Window(rt.loop, settings.PUSH_RECORD_WINDOW)
+    recorder = _Recorder(deliveries, window, {j.delivery.id: j.transport for j in jobs})
+    for delivery_id, outcome in early.items():
+        recorder.arrived(delivery_id, outcome)
+    recorder.follow(_send(jobs, recorder))
     # Committed: their receipts go out now, from this task (claimed for it when created).
-    receipts_post(receipts)
-    return counts
+    receipts_post(recorder.receipts)
+    return dict(recorder.counts)
+
+
+class _Window:
+    """At most `size` sends of a task in flight or answered but not yet recorded.
+
+    Lives on the runtime's loop: a send waits for a free place (`admit`), and keeps it until
+    the recording thread has committed its outcome (`release`).
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, size: int) -> None:
+        self._loop = loop
+        self._free = asyncio.Semaphore(size)
+        self._held: set[int] = set()
+
+    async def admit(self, delivery_id: int) -> None:
+        await self._free.acquire()
+        self._held.add(delivery_id)
+
+    def release(self, delivery_ids: list[int]) -> None:
+        """Free the places of recorded sends (from any thread)."""
+
+        def free() -> None:
+            for delivery_id in delivery_ids:
+                if delivery_id in self._held:
+                    self._held.discard(delivery_id)
+                    self._free.release()
+
+        self._loop.call_soon_threadsafe(free)
+
+
+class _Recorder:
+    """Records a chunk's outcomes as they arrive, and keeps its unrecorded claims leased.
+
+    Outcomes arrive from the loop thread (`arrived`); this thread records them in groups: as
+    soon as PUSH_RECORD_EVERY are waiting, or PUSH_RECORD_MS after the first of them arrived,
+    so a group costs one `deliveries_record` (its statements do not grow with its size) and a
+    crash repeats only the messages awaiting their record. Every third of a lease it renews
+    the leases of the claims not yet recorded (and of the receipts it holds).
+    """
+
+    def __init__(
+        self, deliveries: list[Delivery], window: _Window, providers: dict[int, str]
+    ) -> None:
+        self.window = window
+        self._providers = providers  # by delivery id: where it was sent (metrics)
+        self.receipts: list[Receipt] = []
+        self.counts: dict[str, int] = defaultdict(int)
+        self._deliveries = {d.id: d for d in deliveries}
+        self._open = set(self._deliveries)
+        self._inbox: queue.SimpleQueue[tuple[int, Outcome] | None] = queue.SimpleQueue()
+        self._waiting: dict[int, Outcome] = {}
+        self._first = 0.0
+
+    def arrived(self, delivery_id: int, outcome: Outcome) -> None:
+        """Hand over one outcome (from any thread)."""
+        self._inbox.put((delivery_id, outcome))
+
+    def follow(self, sending: Future[dict[int, Outcome]]) -> None:
+        """Record the outcomes until `sending` is done, then the rest; raise what it raised."""
+        every, wait = settings.PUSH_RECORD_EVERY, settings.PUSH_RECORD_MS / 1000
+        beat = settings.PUSH_CLAIM_SECONDS / 3
+        renew_at = time.monotonic() + beat
+        sending.add_done_callback(lambda _: self._inbox.put(None))  # wake up at the end
+        try:
+            while not sending.done():
+                due = min(renew_at, self._first + wait if self._waiting else renew_at)
+                self._take(max(0.0, due - time.monotonic()))
+                now = time.monotonic()
+                if len(self._waiting) >= every or (self._waiting and now >= self._first + wait):
+                    self._record()
+                if now >= renew_at:
+                    self._renew()
+                    renew_at = now + beat
+            results = sending.result()
+        except BaseException:
+            sending.cancel()
+            raise
+        self._take(0.0)
+        for delivery_id, outcome in results.items():  # e.g. an app whose config broke
+            if delivery_id in self._open:
+                self._waiting.setdefault(delivery_id, outcome)
+        # Any claim still without an outcome is recorded as a retry ("lost").
+        self._waiting.update({i: _LOST for i in self._open if i not in self._waiting})
+        if self._waiting:
+            self._record()
+
+    def _take(self, timeout: float) -> None:
+        try:
+            item = self._inbox.get(timeout=timeout) if timeout > 0 else self._inbox.get_nowait()
+            while True:
+                if item is not None and item[0] in self._open:
+                    if not self._waiting:
+                        self._first = time.monotonic()
+                    self._waiting[item[0]] = item[1]
+                item = self._inbox.get_nowait()
+        except queue.Empty:
+            pass
+
+    def _record(self) -> None:
+        ids = list(self._waiting)
+        group = [self._deliveries[i] for i in ids]
+        # A notification with a delivery this task has still to record cannot have ended: its
+        # roll-up (three statements) waits for the group that records its last one here.
+        unfinished = frozenset(
+            self._deliveries[i].notification_id for i in self._open if i not in self._waiting
+        )
+        # Sent is sent: if the database went away meanwhile, wait for it rather than send again.
+        record = through_db_outage(deliveries_record)
+        counts, receipts = record(group, self._waiting, claim=True, unfinished=unfinished)
+        metrics.deliveries_answered(group, self._waiting, self._providers)
+        for name, count in counts.items():
+            self.counts[name] += count
+        self.receipts += receipts
+        self._open.difference_update(ids)
+        self._waiting = {}
+        self.window.release(ids)
+
+    def _renew(self) -> None:
+        now = timezone.now()
+        outbox_renew(Delivery, list(self._open), sending=DeliveryStatus.SENDING, now=now)
+        if self.receipts:
+            held = [r.id for r in self.receipts]
+            outbox_renew(Receipt, held, sending=ReceiptStatus.SENDING, now=now)
+
+
+_LOST = Outcome(OutcomeKind.RETRY, "lost", "no outcome")
 
 
 def _devices_load(device_ids: list[Any]) -> dict[Any, Device]:
@@ -178,12 +315,22 @@ def _job(delivery: Delivery, device: Device) -> _Job:
     return _Job(delivery, device.transport, target, _message(delivery.notification))
 
 
-def _send(jobs: list[_Job]) -> dict[int, Outcome]:
+def _send(jobs: list[_Job], recorder: _Recorder) -> Future[dict[int, Outcome]]:
+    """Start sending `jobs` on the runtime's loop; each outcome goes to `recorder` as it comes.
+
+    The future's result has every job's outcome, those of an app whose config could not be
+    used included (they fail without being sent, so they never pass `recorder.arrived`).
+    """
+    done: Future[dict[int, Outcome]] = Future()
+    if not jobs:
+        done.set_result({})
+        return done
     by_app: dict[Any, list[_Job]] = defaultdict(list)
     for job in jobs:
         by_app[job.delivery.app_id].append(job)
     configs, unreadable = outbox_isolate(_configs_load, list(by_app))
     rt = runtime()
+    window = recorder.window
 
     async def send_all() -> dict[int, Outcome]:
         groups = [_send_group(app_id, group) for app_id, group in by_app.items()]
@@ -205,6 +352,13 @@ def _send(jobs: list[_Job]) -> dict[int, Outcome]:
             broken = outcome_for_bug(unreadable.get(app_id, exc))
             return {job.delivery.id: broken for job in group}
 
+    def followed(part: list[_Job]) -> dict[str, Any]:
+        # Each outcome to the recorder as it arrives; each send within the window.
+        return {
+            "each": lambda i, outcome: recorder.arrived(part[i].delivery.id, outcome),
+            "admit": lambda i: window.admit(part[i].delivery.id),
+        }
+
     async def _send_app(config: PushConfig, group: list[_Job]) -> dict[int, Outcome]:
         results: dict[int, Outcome] = {}
         fcm = [job for job in group if job.transport == Transport.FCM]
@@ -219,17 +373,18 @@ def _send(jobs: list[_Job]) -> dict[int, Outcome]:
             if credential is None:
                 results.update({job.delivery.id: unusable for job in fcm})
             else:
-                sent = await rt.fcm.send_many(credential, [(j.target, j.message) for j in fcm])
+                items = [(j.target, j.message) for j in fcm]
+                sent = await rt.fcm.send_many(credential, items, **followed(fcm))
                 results.update({job.delivery.id: o for job, o in zip(fcm, sent, strict=True)})
         if web:
             vapid = VapidKey(config.vapid_private_key, settings.PUSH_VAPID_SUBJECT)
             opens = config.track_opens  # push.open_tokens: the payload's per-delivery token
-            messages = [(j.target, with_open_token(j.message, j.delivery.id, opens)) for j in web]
-            sent = await rt.webpush.send_many(vapid, messages)
+            items = [(j.target, with_open_token(j.message, j.delivery.id, opens)) for j in web]
+            sent = await rt.webpush.send_many(vapid, items, **followed(web))
             results.update({job.delivery.id: o for job, o in zip(web, sent, strict=True)})
         return results
 
-    return rt.run(send_all()) if jobs else {}
+    return asyncio.run_coroutine_threadsafe(send_all(), rt.loop)
 
 
 def _configs_load(app_ids: list[Any]) -> dict[Any, PushConfig]:
@@ -261,12 +416,17 @@ def _file_credential(path: str, mtime_ns: int) -> FcmCredential:
 
 
 def deliveries_record(
-    deliveries: list[Delivery], outcomes: dict[int, Outcome], *, claim: bool = False
+    deliveries: list[Delivery],
+    outcomes: dict[int, Outcome],
+    *,
+    claim: bool = False,
+    unfinished: frozenset[Any] = frozenset(),
 ) -> tuple[dict[str, int], list[Receipt]]:
     """Record each claimed delivery's outcome, remove dead devices, store receipts, roll up.
 
     Returns the counts by outcome and the receipts: queued, or with `claim` leased to the
-    caller to POST once this has committed (`receipts_create`).
+    caller to POST once this has committed (`receipts_create`). Notifications in `unfinished`
+    are not rolled up: the caller still holds one of their deliveries unrecorded.
     """
     now = timezone.now()
     final: dict[tuple[str, str, str], list[int]] = defaultdict(list)
@@ -275,7 +435,7 @@ def deliveries_record(
     config_errors: dict[Any, str] = {}
     finished: list[Delivery] = []
     for delivery in deliveries:
-        outcome = outcomes.get(delivery.id) or Outcome(OutcomeKind.RETRY, "lost", "no outcome")
+        outcome = outcomes.get(delivery.id) or _LOST
         status, error = _final_status(delivery, outcome, now)
         if status is None:
             delivery.next_attempt_at = now + timedelta(
@@ -320,7 +480,7 @@ def deliveries_record(
         for app_id, error in config_errors.items():
             push_config_record_error(app_id=app_id, error=error)
         receipts = receipts_create([d for d in finished if d.id in owned], claim=claim)
-        notifications_roll_up({d.notification_id for d in deliveries})
+        notifications_roll_up({d.notification_id for d in deliveries} - unfinished)
     counts: dict[str, int] = defaultdict(int)
     for (status, _, _), ids in final.items():
         counts[status] += len(ids)

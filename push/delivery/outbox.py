@@ -32,6 +32,22 @@ def outbox_lease(now: datetime) -> datetime:
     return now + timedelta(seconds=settings.PUSH_CLAIM_SECONDS)
 
 
+def outbox_renew(
+    model: type[models.Model], ids: Sequence[int], *, sending: str, now: datetime
+) -> int:
+    """Renew the leases of the claims among `ids` still held (a heartbeat); return how many.
+
+    A worker calls it while it works on its claims, so a lease runs out only when its worker
+    died (or hangs), and leases can be short: the sweeper takes a dead worker's claims back
+    within one lease.
+    """
+    if not ids:
+        return 0
+    return model.objects.filter(id__any=list(ids), status=sending).update(
+        claimed_until=outbox_lease(now)
+    )
+
+
 def outbox_claim(
     model: type[models.Model],
     ids: Sequence[int],
@@ -82,6 +98,12 @@ def outbox_sweep(
     """Take back expired leases and queue due rows not queued recently; return how many.
 
     Rows whose lease expired on their last allowed attempt go to `give_up` (still `sending`).
+
+    A row queued recently is normally left alone: its task is in the broker. But the task may
+    sit in a dead cluster's hands (django-q2 hands it out again only after Q_RETRY): so when no
+    worker holds a live claim, work queued more than a lease ago is stalled and queued again
+    at once. A duplicate task is harmless: claims are conditional, and a task whose rows are
+    taken tops itself up with other due rows.
     """
     with transaction.atomic():
         expired = model.objects.filter(status=sending, claimed_until__lt=now)
@@ -92,6 +114,10 @@ def outbox_sweep(
             logger.warning("giving up %d %s rows claimed too often", len(spent), model.__name__)
             give_up(spent)
         expired.exclude(id__in=spent).update(status=waiting, claimed_until=None, enqueued_at=None)
+        # claimed_until is set exactly while a row is claimed (the `{name}_claimed` index).
+        working = model.objects.filter(claimed_until__gte=now).exists()
+        if not working:
+            requeue_after = min(requeue_after, settings.PUSH_CLAIM_SECONDS)
         due = list(
             model.objects.select_for_update(skip_locked=True)
             .filter(status=waiting, next_attempt_at__lte=now)

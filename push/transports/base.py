@@ -83,21 +83,31 @@ def redacted(text: str, secret: str) -> str:
 
 
 async def gather_each(
-    sends: Iterable[Awaitable[T]], instead: Callable[[int, Exception], T]
+    sends: Iterable[Awaitable[T]],
+    instead: Callable[[int, Exception], T],
+    each: Callable[[int, T], None] | None = None,
+    admit: Callable[[int], Awaitable[None]] | None = None,
 ) -> list[T]:
     """Await every send at once; one that raises gets `instead(index, error)`, in order.
 
-    One message that breaks the code must not lose the answers of the rest of its batch.
+    One message that breaks the code must not lose the answers of the rest of its batch. With
+    `each`, every answer is also handed over the moment it arrives (`each(index, answer)`), so
+    the caller can record it without waiting for the slowest of the batch; with `admit`, send
+    `index` starts only once `admit(index)` returns (the caller's window of unrecorded sends).
     """
-    results = await asyncio.gather(*sends, return_exceptions=True)
-    answers: list[T] = []
-    for index, result in enumerate(results):
-        if isinstance(result, Exception):
-            result = instead(index, result)
-        elif isinstance(result, BaseException):  # cancellation, KeyboardInterrupt: not ours
-            raise result
-        answers.append(result)
-    return answers
+
+    async def one(index: int, send: Awaitable[T]) -> T:
+        if admit is not None:
+            await admit(index)
+        try:
+            result = await send
+        except Exception as exc:  # cancellation, KeyboardInterrupt: not ours, raised
+            result = instead(index, exc)
+        if each is not None:
+            each(index, result)
+        return result
+
+    return list(await asyncio.gather(*(one(i, send) for i, send in enumerate(sends))))
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:

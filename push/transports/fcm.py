@@ -18,7 +18,7 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -455,9 +455,17 @@ class FcmTransport:
         return outcome_for_response(status, answer_headers, content, token=token)
 
     async def send_many(
-        self, credential: FcmCredential, items: list[tuple[str, PushMessage]]
+        self,
+        credential: FcmCredential,
+        items: list[tuple[str, PushMessage]],
+        each: Callable[[int, Outcome], None] | None = None,
+        admit: Callable[[int], Awaitable[None]] | None = None,
     ) -> list[Outcome]:
-        """Send each (token, message) concurrently; return the outcomes in the same order."""
+        """Send each (token, message) concurrently; return the outcomes in the same order.
+
+        `each(index, outcome)` is called as each outcome arrives, `admit(index)` awaited before
+        each send (`gather_each`).
+        """
 
         def instead(index: int, exc: Exception) -> Outcome:
             token, message = items[index]
@@ -467,7 +475,7 @@ class FcmTransport:
             return outcome_for_bug(exc, redact=token)
 
         sends = (self.send(credential, token, message) for token, message in items)
-        return await gather_each(sends, instead)
+        return await gather_each(sends, instead, each, admit)
 
     async def aclose(self) -> None:
         """Close the pooled connections."""

@@ -20,6 +20,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -407,9 +408,17 @@ class WebPushTransport:
         )
 
     async def send_many(
-        self, vapid: VapidKey, items: list[tuple[dict, PushMessage]]
+        self,
+        vapid: VapidKey,
+        items: list[tuple[dict, PushMessage]],
+        each: Callable[[int, Outcome], None] | None = None,
+        admit: Callable[[int], Awaitable[None]] | None = None,
     ) -> list[Outcome]:
-        """Send many messages concurrently (bounded by max_in_flight); outcomes in order."""
+        """Send many messages concurrently (bounded by max_in_flight); outcomes in order.
+
+        `each(index, outcome)` is called as each outcome arrives, `admit(index)` awaited before
+        each send (`gather_each`).
+        """
 
         def instead(index: int, exc: Exception) -> Outcome:
             logger.error("WebPush: unexpected error", exc_info=exc)
@@ -417,7 +426,8 @@ class WebPushTransport:
             endpoint = subscription.get("endpoint") if isinstance(subscription, dict) else ""
             return outcome_for_bug(exc, redact=str(endpoint or ""))
 
-        return await gather_each((self.send(vapid, sub, msg) for sub, msg in items), instead)
+        sends = (self.send(vapid, sub, msg) for sub, msg in items)
+        return await gather_each(sends, instead, each, admit)
 
     async def aclose(self) -> None:
         """Close the HTTP session."""

@@ -18,7 +18,7 @@ from django_q.models import OrmQ
 
 from push.models import DELIVERY_FINAL, Delivery, DeliveryStatus, Device, Receipt, ReceiptStatus
 from push.tasks import sweep
-from tests.factories import fcm_device
+from tests.factories import fcm_device, webpush_device
 from tests.figures import figures_record
 from tests.workers import wait_until, worker_env, worker_start
 
@@ -87,6 +87,14 @@ def fcm_devices(app: Any, user: Any, prefix: str, count: int) -> list[str]:
     tokens = [f"{prefix}-{n:05d}-" + "x" * 30 for n in range(count)]
     Device.objects.bulk_create(fcm_device(app, user, token) for token in tokens)
     return tokens
+
+
+def webpush_devices(app: Any, user: Any, fake: Any, count: int) -> list[str]:
+    """Register `count` Web Push subscriptions (from `fake`) of `user` at once; return their ids."""
+    key = app.push_config.vapid_public_key
+    subscriptions = [fake.new_subscription(key) for _ in range(count)]
+    Device.objects.bulk_create(webpush_device(app, user, sub) for sub in subscriptions)
+    return [sub["endpoint"].rsplit("/", 1)[-1] for sub in subscriptions]
 
 
 def times_sent(messages: Iterable[dict[str, Any]], tokens: Iterable[str]) -> Counter[str]:

@@ -64,14 +64,15 @@ def test_fcm_timeouts_are_retried_without_leaking(providers, fake_fcm, settings,
         used.append(_resources(worker))
 
     # The first round starts the pools; later rounds of timeouts must not add to them, and
-    # once FCM answers, the keep-alive connections are at most one per concurrent request.
+    # once FCM answers, the keep-alive connections are at most one per concurrent request
+    # (plus the database connection of the worker's sweeper thread, opened at its first sweep).
     first, *timeouts, answered = used
     for later in timeouts:
         assert later["threads"] <= first["threads"], used
         assert later["fds"] <= first["fds"] + 2, used
         assert later["tcp"] <= first["tcp"] + 2, used
     assert answered["threads"] <= first["threads"], used
-    assert answered["tcp"] - first["tcp"] <= CHUNK, used
+    assert answered["tcp"] - first["tcp"] <= CHUNK + 1, used
     sent = times_sent(fake_fcm.messages, tokens)
     fault_figures(
         "fcm_slower_than_timeout",

@@ -202,9 +202,13 @@ def test_a_short_chunk_takes_other_due_deliveries_along(setup, fake_fcm, setting
 
 
 @pytest.mark.parametrize("retry", [False, True])
-def test_a_chunk_costs_the_same_statements_whatever_its_size(setup, fake_fcm, retry):
+def test_a_chunk_costs_the_same_statements_whatever_its_size(setup, fake_fcm, retry, settings):
     # Loading fewer fields must never turn into a query per delivery (or per receipt).
     app, _, user = setup
+    # Outcomes are recorded in groups as they arrive: here all in one group, whatever the
+    # machine's speed, so the count is that of one group (the next test splits them).
+    settings.PUSH_RECORD_MS = 60_000
+    settings.PUSH_RECORD_EVERY = 1_000
 
     def statements(devices: int) -> int:
         for n in range(devices):
@@ -223,6 +227,31 @@ def test_a_chunk_costs_the_same_statements_whatever_its_size(setup, fake_fcm, re
 
     # A retry keeps its own jittered time: one UPDATE each, and nothing else per delivery.
     assert statements(7) - statements(2) == (5 if retry else 0)
+
+
+def test_outcomes_are_recorded_as_they_arrive_not_once_per_chunk(setup, fake_webpush):
+    # A slow push service answer must not hold back the record of the answers before it: a
+    # worker killed meanwhile would send those again.
+    app, config, user = setup
+    fast = fake_webpush.new_subscription(config.vapid_public_key)
+    slow = fake_webpush.new_subscription(config.vapid_public_key)
+    register(user, app, fast, "web")
+    register(user, app, slow, "web")
+    fake_webpush.script(slow, [{"status": 201, "delay_ms": 1500}])
+    notification_id = _send(app, user)
+    ids = list(
+        Delivery.objects.filter(notification_id=notification_id).values_list("id", flat=True)
+    )
+
+    with CaptureQueriesContext(connection) as captured:
+        assert deliveries_send(ids) == {"delivered": 2, "retry": 0}
+
+    recorded = 'UPDATE "push_delivery" SET "status" = \'delivered\''
+    records = [q["sql"] for q in captured if q["sql"].startswith(recorded)]
+    assert len(records) == 2  # one group when the fast answer came, one for the slow one
+    # The first group left the notification open (its other delivery was still out); the
+    # second, which recorded its last delivery, ended it.
+    assert Notification.objects.get(pk=notification_id).status == "delivered"
 
 
 def test_a_dead_workers_claims_are_taken_back(setup, fake_fcm, monkeypatch, settings):

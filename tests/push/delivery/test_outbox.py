@@ -8,7 +8,13 @@ import pytest
 from django.db import DatabaseError
 from django.utils import timezone
 
-from push.delivery.outbox import outbox_claim, outbox_isolate, outbox_lease, outbox_sweep
+from push.delivery.outbox import (
+    outbox_claim,
+    outbox_isolate,
+    outbox_lease,
+    outbox_renew,
+    outbox_sweep,
+)
 from push.models import Delivery, DeliveryStatus
 from push.services.notifications import NotificationDraft, notifications_send
 from tests.factories import enroll, fcm_token, make_push_app, make_user, register
@@ -80,10 +86,11 @@ def test_sweep_takes_back_expired_leases_and_queues_those_rows_again(rows):
     now = timezone.now()
     claim(rows[:2], now)
     later = outbox_lease(now) + timedelta(seconds=1)
+    Delivery.objects.filter(id__in=rows[2:]).update(enqueued_at=later - timedelta(seconds=1))
 
     count, enqueued, given_up = sweep(later)
 
-    # The other three were queued by their send a moment ago: not queued twice.
+    # The other three were queued by a send a moment ago: not queued twice.
     assert count == 2 and sorted(enqueued) == rows[:2] and given_up == []
     assert set(Delivery.objects.values_list("status", flat=True)) == {QUEUED}
 
@@ -96,6 +103,34 @@ def test_sweep_does_not_queue_a_row_queued_recently(rows):
     count, enqueued, _ = sweep(now, requeue_after=300)
 
     assert count == 4 and rows[0] not in enqueued
+
+
+def test_stalled_work_is_queued_again_once_no_worker_holds_a_claim(rows, settings):
+    # Queued more than a lease ago and never claimed: its task sits in a dead cluster's hands.
+    now = timezone.now()
+    stalled = now - timedelta(seconds=settings.PUSH_CLAIM_SECONDS + 1)
+    Delivery.objects.update(enqueued_at=stalled)
+    claim(rows[:1], now)  # a live worker holds a claim: the queue is moving, leave it be
+
+    assert sweep(now, requeue_after=300)[0] == 0
+
+    Delivery.objects.filter(id=rows[0]).update(status=QUEUED, claimed_until=None)
+    count, enqueued, _ = sweep(now, requeue_after=300)
+
+    assert count == 5 and sorted(enqueued) == rows
+
+
+def test_a_renewed_lease_is_not_taken_back(rows, settings):
+    now = timezone.now()
+    claim(rows[:2], now)
+    later = now + timedelta(seconds=settings.PUSH_CLAIM_SECONDS - 1)
+
+    assert outbox_renew(Delivery, rows[:3], sending=SENDING, now=later) == 2  # held ones only
+    count, enqueued, _ = sweep(outbox_lease(now) + timedelta(seconds=1))
+
+    assert rows[0] not in enqueued and rows[1] not in enqueued
+    claimed = Delivery.objects.filter(id__in=rows[:2])
+    assert {(d.status, d.claimed_until) for d in claimed} == {(SENDING, outbox_lease(later))}
 
 
 def test_sweep_gives_up_a_row_whose_claims_keep_expiring(rows, settings):
