@@ -206,15 +206,15 @@ _LINKS: dict[str, tuple[tuple[int, ...], dict[str, _Link]]] = {
             "ListDevices": ("push_devices_retrieve", {"id": _APP_ID}),
         },
     ),
+    # An enrollment is an invitation (202): the user is in the app only once they accept, so
+    # no send follows from it; sends reach real users through the device list below.
     "api_apps_enrollments_create": (
-        (200, 201),
+        (202,),
         {
             "RemoveEnrollment": (
                 "api_apps_enrollments_destroy",
                 {"app_id": _APP_ID, "user_id": "$response.body#/user_id"},
             ),
-            # A send to the user just enrolled: a real user of a real app.
-            "SendToUser": ("push_send_create", {}, {"user_id": "$response.body#/user_id"}),
         },
     ),
     "push_devices_register_create": (

@@ -33,9 +33,9 @@ def test_the_committed_locks_are_current(lock_check):
 
 def test_a_package_added_to_an_in_file_fails(lock_check):
     with open(lock_check.ROOT / "requirements.in", "a") as handle:
-        handle.write("django-cors-headers==4.9.0\n")
+        handle.write("django-extensions==4.1\n")
     assert lock_check.problems() == [
-        "requirements.txt: django-cors-headers==4.9.0 from requirements.in is not pinned"
+        "requirements.txt: django-extensions==4.1 from requirements.in is not pinned"
     ]
 
 

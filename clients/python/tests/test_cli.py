@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from standardwebhooks.webhooks import Webhook
 from stub_server import Reply, StubServer, api_error
 
 import keymaster_client
@@ -233,19 +234,47 @@ def test_verify_webhook_reads_the_body_from_stdin_and_headers_from_options(
 ) -> None:
     body = json.dumps(RECEIPT).encode()
 
+    signed_at = datetime.now(timezone.utc)
+    standard = Webhook(SECRET).sign("msg_1", signed_at, body.decode())
     run = Run(
         stub,
         "verify-webhook",
         "--secret",
         SECRET,
         "-H",
-        f"X-Keymaster-Signature: {signature(body)}",
+        "webhook-id: msg_1",
+        "-H",
+        f"webhook-timestamp: {int(signed_at.timestamp())}",
+        "-H",
+        f"webhook-signature: {standard}",
         "--json",
         stdin=body,
     )
 
     assert run.code == EXIT_OK
     assert run.json == RECEIPT
+
+
+def test_verify_webhook_takes_the_guides_header_alone_only_when_asked(stub: StubServer) -> None:
+    body = json.dumps(RECEIPT).encode()
+    header = f"X-Keymaster-Signature: {signature(body)}"
+
+    refused = Run(stub, "verify-webhook", "--secret", SECRET, "-H", header, stdin=body)
+    accepted = Run(
+        stub,
+        "verify-webhook",
+        "--secret",
+        SECRET,
+        "-H",
+        header,
+        "--accept-keymaster-signature-alone",
+        "--json",
+        stdin=body,
+    )
+
+    assert refused.code == 9
+    assert accepted.code == EXIT_OK
+    assert accepted.json == RECEIPT
 
 
 def test_verify_webhook_with_a_wrong_signature_exits_9(stub: StubServer) -> None:

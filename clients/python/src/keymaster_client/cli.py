@@ -152,7 +152,12 @@ def _verify_webhook(args: argparse.Namespace, env: Mapping[str, str], stdin: IO[
     secret = args.secret or env.get(ENV_WEBHOOK_SECRET)
     if not secret:
         raise UsageError(f"verify-webhook needs --secret or {ENV_WEBHOOK_SECRET}")
-    return verify_webhook(stdin.read(), dict(args.header), secret)
+    return verify_webhook(
+        stdin.read(),
+        dict(args.header),
+        secret,
+        accept_keymaster_signature_alone=args.accept_keymaster_signature_alone,
+    )
 
 
 def _client(env: Mapping[str, str], args: argparse.Namespace) -> KeymasterClient:
@@ -224,6 +229,11 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="'NAME: VALUE'",
         help="a header of the request, as received (repeat for each)",
+    )
+    verify.add_argument(
+        "--accept-keymaster-signature-alone",
+        action="store_true",
+        help="accept a receipt signed only with X-Keymaster-Signature (no timestamp: replayable)",
     )
     return parser
 
