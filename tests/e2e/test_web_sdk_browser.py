@@ -221,10 +221,8 @@ def test_an_allowed_site_subscribes_shows_a_push_and_reports_the_click(
     admin = make_admin(app)
     console = chromium.new_context().new_page()
     sign_in(console, live_server, admin.email, PASSWORD)
-    console.goto(
-        f"{live_server.url}/console/apps/{app.app_id}/notifications/sent/{notification_id}"
-    )
-    opened = console.locator("td[data-label=Opened]")
+    console.goto(f"{live_server.url}/console/apps/{app.app_id}/notifications/{notification_id}/")
+    opened = console.locator("[data-opened]")
     assert opened.inner_text().strip() not in ("", "—")
     context.close()
     assert not errors, errors
@@ -280,11 +278,11 @@ def test_the_console_sets_allowed_origins_and_counts_body_bytes(page, live_serve
     app, _, _ = gym
     admin = make_admin(app)
     sign_in(page, live_server, admin.email, PASSWORD)
-    page.goto(f"{live_server.url}/console/apps/{app.app_id}/notifications/")
+    page.goto(f"{live_server.url}/console/apps/{app.app_id}/settings/")
 
     page.get_by_label("Allowed origins").fill("https://app.example.com\nhttp://evil.example.com")
     page.get_by_role("button", name="Save settings").click()
-    expect(page.get_by_text("must use https")).to_be_visible()
+    expect(page.locator("#settings_allowed_origins_error")).to_contain_text("must use https")
     page.get_by_label("Allowed origins").fill("https://App.example.com/\nhttp://localhost:5173")
     page.get_by_label("Track opens").check()
     page.get_by_role("button", name="Save settings").click()
@@ -293,6 +291,7 @@ def test_the_console_sets_allowed_origins_and_counts_body_bytes(page, live_serve
     assert config.allowed_origins == ["https://app.example.com", "http://localhost:5173"]
     assert config.track_opens
 
+    page.goto(f"{live_server.url}/console/apps/{app.app_id}/notifications/")
     body = page.get_by_label("Body")
     body.fill("é" * 3000)  # 6,000 bytes: shown, not cut
     assert body.input_value() == "é" * 3000
