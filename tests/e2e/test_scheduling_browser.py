@@ -10,7 +10,7 @@ import pytest
 
 from accounts.models import Enrollment, Invitation
 from push.models import Notification
-from tests.e2e.browser import expect, sign_in
+from tests.e2e.browser import expect, screenshots, sign_in
 from tests.factories import (
     PASSWORD,
     enable_push,
@@ -52,6 +52,7 @@ def test_schedule_a_test_send_find_it_listed_and_cancel_it(page, live_server, pr
     _open_tab(page, "Scheduled")
     row = page.locator("#scheduled tbody tr").filter(has_text="Tomorrow's rota")
     expect(row).to_have_count(1)
+    screenshots(page, "console-scheduled")
     row.get_by_text("Cancel…").click()
     row.get_by_role("button", name="Yes, cancel this notification").click()
     expect(page).to_have_url(re.compile(r"/scheduled/$"))
