@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from accounts.models import App, AppAdmin, Enrollment, User
+from accounts.models import App, AppAdmin, Enrollment, Invitation, User
 
 
 def app_is_administered_by(app: App, user: User) -> bool:
@@ -28,3 +28,8 @@ def apps_administered_by(user: User) -> QuerySet[App]:
 
 def user_is_enrolled(app: App, user: User) -> bool:
     return Enrollment.objects.filter(app=app, user=user).exists()
+
+
+def invitations_of_app(app: App) -> QuerySet[Invitation]:
+    """The app's pending invitations, newest first."""
+    return Invitation.objects.filter(app=app).order_by("-created_at", "id")

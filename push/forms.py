@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from django import forms
 from django.contrib.auth.forms import PasswordChangeForm
+from django.utils import timezone
 
 from keymaster.errors import InvalidInput
 from push.cors import origins_validate
 from push.models import NotificationStatus, Platform, ReceiptStatus
+from push.serializers import SCHEDULE_MAX, SEND_NOW_WITHIN
 from push.services.config import webhook_url_check
 
 MAX_SERVICE_ACCOUNT_BYTES = 64 * 1024
@@ -82,10 +86,30 @@ class SendTestForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 2, "data-byte-counter": "4096"}),
     )
     device = forms.UUIDField(required=False, widget=forms.HiddenInput)
+    # A UTC field, labelled so: no script turns the browser's local time into an offset.
+    send_at = forms.DateTimeField(
+        label="Send at (UTC, optional)",
+        required=False,
+        help_text="Leave empty to send now. At most 30 days ahead; a past time sends now.",
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"],
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        error_messages={"invalid": "Enter a date and time in UTC, like 2026-12-24 08:00."},
+    )
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["body"].widget.attrs.pop("maxlength", None)
+
+    def clean_send_at(self) -> datetime | None:
+        """The UTC time given, or None for now (a past time, or within a second)."""
+        send_at = self.cleaned_data["send_at"]
+        if send_at is None:
+            return None
+        send_at = send_at.replace(tzinfo=UTC)
+        now = timezone.now()
+        if send_at > now + SCHEDULE_MAX:
+            raise forms.ValidationError("Pick a time at most 30 days ahead.")
+        return send_at if send_at > now + SEND_NOW_WITHIN else None
 
 
 class FilterForm(forms.Form):
@@ -109,8 +133,15 @@ class NotificationFilterForm(FilterForm):
     notification_id = forms.UUIDField(label="Notification ID", required=False)
     email = forms.CharField(label="User email contains", required=False, max_length=254)
     status = forms.ChoiceField(
-        label="Status", required=False, choices=[("", "Any status"), *NotificationStatus.choices]
+        label="Status",
+        required=False,
+        choices=[
+            ("", "Any status"),
+            ("scheduled", "Scheduled"),
+            *NotificationStatus.choices,
+        ],
     )
+    broadcast = forms.UUIDField(label="Broadcast ID", required=False)
     since = forms.DateField(
         label="From (UTC)", required=False, widget=forms.DateInput(attrs={"type": "date"})
     )

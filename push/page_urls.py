@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from django.urls import path
 
-from push.pages import account, console, console_activity, console_settings, console_users
+from push.pages import (
+    account,
+    console,
+    console_activity,
+    console_scheduled,
+    console_settings,
+    console_users,
+)
 
 _APP = "console/apps/<uuid:app_id>/"
 _SETTINGS = _APP + "settings/"
@@ -19,6 +26,16 @@ urlpatterns = [
     ),
     path("account/password", account.PasswordChangeView.as_view(), name="account-password"),
     path("account/mute/<uuid:app_id>", account.AppMuteView.as_view(), name="account-mute"),
+    path(
+        "account/invitations/<uuid:app_id>/accept",
+        account.InvitationAcceptView.as_view(),
+        name="account-invitation-accept",
+    ),
+    path(
+        "account/invitations/<uuid:app_id>/decline",
+        account.InvitationDeclineView.as_view(),
+        name="account-invitation-decline",
+    ),
     path("sw.js", account.service_worker, name="service-worker"),
     path("console/", console.AppListView.as_view(), name="console"),
     path("console/apps/new", console.AppCreateView.as_view(), name="console-app-create"),
@@ -78,6 +95,25 @@ urlpatterns = [
         console_activity.NotificationFragmentView.as_view(),
         name="console-notification",
     ),
+    path(
+        _NOTIFICATIONS + "<uuid:notification_id>/cancel",
+        console_scheduled.NotificationCancelView.as_view(),
+        name="console-notification-cancel",
+    ),
+    # Scheduled sends and broadcasts
+    path(
+        _APP + "scheduled/", console_scheduled.ScheduledTabView.as_view(), name="console-scheduled"
+    ),
+    path(
+        _APP + "broadcasts/<uuid:broadcast_id>/counts",
+        console_scheduled.BroadcastCountsView.as_view(),
+        name="console-broadcast-counts",
+    ),
+    path(
+        _APP + "broadcasts/<uuid:broadcast_id>/cancel",
+        console_scheduled.BroadcastCancelView.as_view(),
+        name="console-broadcast-cancel",
+    ),
     # Receipts
     path(_APP + "receipts/", console_activity.ReceiptsTabView.as_view(), name="console-receipts"),
     path(
@@ -92,6 +128,11 @@ urlpatterns = [
         _USERS + "<uuid:user_id>/unenroll",
         console_users.EnrollmentRemoveView.as_view(),
         name="console-unenroll",
+    ),
+    path(
+        _USERS + "invitations/<int:invitation_id>/revoke",
+        console_users.InvitationRevokeView.as_view(),
+        name="console-invitation-revoke",
     ),
     path(_USERS + "admins/add", console_users.AdminAddView.as_view(), name="console-admin-add"),
     path(

@@ -17,7 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.db.models import Count, Prefetch, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -31,6 +31,7 @@ from push.models import (
     DeliveryStatus,
     Device,
     Notification,
+    NotificationStatus,
     Platform,
     PushConfig,
     Receipt,
@@ -258,13 +259,25 @@ def console_notifications(
     notification_id: Any = None,
     email: str = "",
     status: str = "",
+    broadcast: Any = None,
     since: dt.date | None = None,
     until: dt.date | None = None,
 ) -> QuerySet[Notification]:
-    """Return the app's notifications, newest first, filtered for the Console."""
+    """Return the app's notifications, newest first, filtered for the Console.
+
+    `scheduled` is a queued notification not yet due; `queued` then means due and waiting.
+    """
     notifications = Notification.objects.filter(app=app)
     if notification_id:
         notifications = notifications.filter(pk=notification_id)
+    if broadcast:
+        notifications = notifications.filter(broadcast_id=broadcast)
+    not_due = Q(send_at__gt=timezone.now())
+    if status == "scheduled":
+        notifications = notifications.filter(not_due, status=NotificationStatus.QUEUED)
+        status = ""
+    elif status == NotificationStatus.QUEUED:
+        notifications = notifications.exclude(not_due)
     if email:
         users = User.objects.filter(email__icontains=email.strip()).values("id")
         notifications = notifications.filter(user_id__in=users)

@@ -14,8 +14,14 @@ from django.shortcuts import redirect, render
 from django.views import View
 from django.views.decorators.http import require_GET
 
+from accounts.models import App
 from accounts.selectors import user_is_admin
-from accounts.services import enrollment_mute
+from accounts.services import (
+    enrollment_mute,
+    invitation_accept,
+    invitation_decline,
+    invitations_pending,
+)
 from accounts.views import access_cookie_set
 from keymaster.errors import NotFound
 from push.forms import AccountPasswordForm
@@ -47,6 +53,7 @@ class AccountView(LoginRequiredMixin, View):
             "groups": groups,
             "device_total": sum(len(group["devices"]) for group in groups),
             "push_apps": browser_push_apps(request.user),
+            "invitations": invitations_pending(request.user),
             "password_form": form_for_get(
                 request, "password", AccountPasswordForm, user=request.user, auto_id="password_%s"
             ),
@@ -97,6 +104,29 @@ class AppMuteView(LoginRequiredMixin, View):
             request, f"{name} is muted." if muted else f"Notifications from {name} are on again."
         )
         return redirect("account")
+
+
+class InvitationAcceptView(LoginRequiredMixin, View):
+    def post(self, request: HttpRequest, app_id: str) -> HttpResponse:
+        """Accept the person's invitations to an app: enrolled, or made an admin (else 404)."""
+        roles = invitation_accept(user=request.user, app_id=app_id)
+        if not roles:
+            raise Http404("No such invitation.")
+        app = App.objects.get(pk=app_id)
+        joined = " and ".join("an admin" if role == "admin" else "enrolled" for role in roles)
+        messages.success(request, f"You are now {joined} in {app.name}.")
+        return redirect("/account#invitations")
+
+
+class InvitationDeclineView(LoginRequiredMixin, View):
+    def post(self, request: HttpRequest, app_id: str) -> HttpResponse:
+        """Decline the person's invitations to an app (else 404)."""
+        try:
+            invitation_decline(user=request.user, app_id=app_id)
+        except NotFound:
+            raise Http404("No such invitation.") from None
+        messages.success(request, "Invitation declined.")
+        return redirect("/account#invitations")
 
 
 @cache

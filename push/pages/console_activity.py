@@ -112,7 +112,13 @@ class SendTestView(ConsoleView):
         if not form.is_valid():
             form_failed(request, "test", form)
             return redirect(reverse("console-notifications", args=[self.app.pk]) + "#test-send")
-        messages.success(request, "Test notification sent.")
+        scheduled = form.cleaned_data["send_at"]
+        messages.success(
+            request,
+            f"Test notification scheduled for {scheduled:%Y-%m-%d %H:%M} UTC."
+            if scheduled
+            else "Test notification sent.",
+        )
         return redirect("console-notification-page", self.app.pk, sent)
 
 

@@ -7,22 +7,22 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
-from accounts.selectors import app_is_administered_by
+from accounts.models import Invitation
+from accounts.selectors import app_is_administered_by, invitations_of_app
 from push.forms import AdminAddForm, EnrollForm, UserFilterForm
 from push.pages.access import ConsoleView
 from push.pages.flow import form_failed, form_for_get, page_of, query_without_page
 from push.selectors import app_admins, console_enrollments
 from push.services.apps import (
-    app_admin_add_by_email,
     app_admin_remove,
     enrollment_remove_by_admin,
-    enrollments_add_by_email,
+    invitation_revoke,
+    invitations_send,
 )
 
-# What the page says after an enroll or an admin add. The same words whether or not an address
-# has an account, so an admin cannot probe who uses Keymaster (the cross-tenant lookup rule).
-ENROLLED_MESSAGE = "Done: each address that has a Keymaster account is now enrolled in {app}."
-ADMIN_ADDED_MESSAGE = "Done: {email} is now an admin of {app} if the address has an account."
+# What the page says after an enroll or an admin add: the same words for every address, so an
+# admin cannot probe who uses Keymaster (the cross-tenant lookup rule).
+INVITED_MESSAGE = "Invitation sent to {emails}."
 
 
 def _users(app_id: object, anchor: str = "") -> HttpResponse:
@@ -41,6 +41,7 @@ class UsersTabView(ConsoleView):
             "page": page_of(request, console_enrollments(self.app, **filters.filters())),
             "query": query_without_page(request),
             "admins": app_admins(self.app),
+            "invitations": invitations_of_app(self.app),
             "enroll_form": form_for_get(request, "enroll", EnrollForm, auto_id="enroll_%s"),
             "admin_form": form_for_get(request, "admin", AdminAddForm, auto_id="admin_%s"),
         }
@@ -49,15 +50,15 @@ class UsersTabView(ConsoleView):
 
 class EnrollView(ConsoleView):
     def post(self, request: HttpRequest, app_id: str) -> HttpResponse:
-        """Enroll one or many people by email."""
+        """Invite one or many people by email to be enrolled (they accept on their Account)."""
         form = EnrollForm(request.POST, auto_id="enroll_%s")
         if not form.is_valid():
             form_failed(request, "enroll", form)
             return _users(self.app.pk, "enroll")
         emails = form.cleaned_data["emails"]
-        enrollments_add_by_email(app=self.app, emails=emails, actor=request.user)
-        messages.success(request, ENROLLED_MESSAGE.format(app=self.app.name))
-        return _users(self.app.pk)
+        invitations_send(app=self.app, emails=emails, role=Invitation.Role.USER, actor=request.user)
+        messages.success(request, INVITED_MESSAGE.format(emails=", ".join(emails)))
+        return _users(self.app.pk, "invitations")
 
 
 class EnrollmentRemoveView(ConsoleView):
@@ -70,15 +71,24 @@ class EnrollmentRemoveView(ConsoleView):
 
 class AdminAddView(ConsoleView):
     def post(self, request: HttpRequest, app_id: str) -> HttpResponse:
-        """Make someone an admin of the app, by email."""
+        """Invite someone by email to be an admin of the app (they accept on their Account)."""
         form = AdminAddForm(request.POST, auto_id="admin_%s")
         if not form.is_valid():
             form_failed(request, "admin", form)
             return _users(self.app.pk, "admins")
-        email = form.cleaned_data["email"]
-        app_admin_add_by_email(app=self.app, email=email, actor=request.user)
-        messages.success(request, ADMIN_ADDED_MESSAGE.format(email=email, app=self.app.name))
-        return _users(self.app.pk, "admins")
+        email = form.cleaned_data["email"].strip().lower()
+        role = Invitation.Role.ADMIN
+        invitations_send(app=self.app, emails=[email], role=role, actor=request.user)
+        messages.success(request, INVITED_MESSAGE.format(emails=email))
+        return _users(self.app.pk, "invitations")
+
+
+class InvitationRevokeView(ConsoleView):
+    def post(self, request: HttpRequest, app_id: str, invitation_id: int) -> HttpResponse:
+        """Withdraw a pending invitation."""
+        invitation_revoke(app=self.app, invitation_id=invitation_id, actor=request.user)
+        messages.success(request, "Invitation revoked.")
+        return _users(self.app.pk, "invitations")
 
 
 class AdminRemoveView(ConsoleView):

@@ -1,8 +1,9 @@
-"""Running an app from the Console: create, rename, rotate, enroll and admins, each audited.
+"""Running an app from the Console: create, rename, rotate, invite and admins, each audited.
 
-Enrollment and admins by email never tell the caller whether an address has an account (an
-admin must not learn who uses other apps): an unknown address is skipped silently, and the
-audit keeps what was asked. The rule lives here, so changing it is changing this module.
+Enrolling people and adding admins by email are invitations (accounts.services.invitation_create,
+the API's path too): the person holding the address accepts on their Account page. Nothing tells
+the admin whether an address has an account (an admin must not learn who uses other apps); the
+audit keeps what was asked. Operators enroll directly with `manage.py enroll`.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from typing import Any
 
 from django.db import transaction
 
-from accounts.models import App, AppAdmin, Enrollment, User
-from accounts.services import app_admin_add, app_create, app_rotate_secret, enrollment_add
+from accounts.models import App, AppAdmin, Enrollment, Invitation, User
+from accounts.services import app_create, app_rotate_secret, invitation_create
 from keymaster.errors import NotFound
 from push.services.audit import audit_record
 
@@ -47,16 +48,25 @@ def app_client_secret_rotate(*, app: App, actor: User) -> str:
     return secret
 
 
-def _users_by_email(emails: list[str]) -> list[User]:
-    return list(User.objects.filter(email__in=[e.strip().lower() for e in emails]))
+@transaction.atomic
+def invitations_send(*, app: App, emails: list[str], role: str, actor: User) -> None:
+    """Invite each address to the app as a user or an admin (said the same way for all)."""
+    emails = [email.strip().lower() for email in emails]
+    for email in emails:
+        invitation_create(app=app, role=role, invited_by=actor, email=email)
+    audit_record(app=app, actor=actor, action="invitation.create", role=role, emails=emails)
 
 
 @transaction.atomic
-def enrollments_add_by_email(*, app: App, emails: list[str], actor: User) -> None:
-    """Enroll every address that has an account; the others are skipped without a word."""
-    for user in _users_by_email(emails):
-        enrollment_add(app=app, user=user)
-    audit_record(app=app, actor=actor, action="enrollment.add", emails=emails)
+def invitation_revoke(*, app: App, invitation_id: Any, actor: User) -> None:
+    """Withdraw one of the app's pending invitations."""
+    try:
+        invitation = Invitation.objects.select_for_update().get(pk=invitation_id, app=app)
+    except (Invitation.DoesNotExist, ValueError, TypeError):
+        raise NotFound("No such invitation.") from None
+    invitation.delete()
+    detail = {"email": invitation.email, "role": invitation.role}
+    audit_record(app=app, actor=actor, action="invitation.revoke", **detail)
 
 
 @transaction.atomic
@@ -68,14 +78,6 @@ def enrollment_remove_by_admin(*, app: App, user_id: Any, actor: User) -> None:
         raise NotFound("That user is not enrolled in this app.")
     found.delete()
     audit_record(app=app, actor=actor, action="enrollment.remove", email=found.user.email)
-
-
-@transaction.atomic
-def app_admin_add_by_email(*, app: App, email: str, actor: User) -> None:
-    """Make the account with `email` an admin of the app, if there is one (said the same way)."""
-    for user in _users_by_email([email]):
-        app_admin_add(app=app, user=user)
-    audit_record(app=app, actor=actor, action="admin.add", email=email.strip().lower())
 
 
 @transaction.atomic

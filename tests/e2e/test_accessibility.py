@@ -5,9 +5,15 @@ axe-core runs from the copy that axe-playwright-python ships in its wheel (no ne
 
 from __future__ import annotations
 
-import pytest
+from datetime import timedelta
 
+import pytest
+from django.utils import timezone
+
+from accounts.models import Invitation
 from push.models import Delivery, Notification, Receipt, ReceiptAttempt
+from push.services.broadcasts import BroadcastDraft, broadcast_send
+from push.services.notifications import NotificationDraft, notifications_send
 from tests.e2e.browser import run_axe, screenshots, sign_in
 from tests.factories import PASSWORD, enable_push, enroll, make_admin, make_app, make_user, register
 
@@ -38,6 +44,13 @@ def busy_app(providers):
         app=app, delivery=delivery, webhook_id="msg_1", payload="{}", status="pending", attempts=1
     )
     ReceiptAttempt.objects.create(receipt=receipt, status_code=503, duration_ms=12)
+    # The Scheduled tab's tables and the Users tab's invitations, each with a row to check.
+    later = timezone.now() + timedelta(hours=2)
+    draft = NotificationDraft(user_id=member.id, title="Later", body="Soon", send_at=later)
+    notifications_send(app=app, drafts=[draft])
+    broadcast_send(app=app, draft=BroadcastDraft(title="All hands", body="b", send_at=later))
+    Invitation.objects.create(app=app, email="newcomer@example.com", role="user")
+    Invitation.objects.create(app=app, email=member.email, role="admin")
     return app, member, notification
 
 
@@ -50,6 +63,7 @@ def _pages(app, notification):
         base + "devices/",
         base + "notifications/",
         base + f"notifications/{notification.id}/",
+        base + "scheduled/",
         base + "receipts/",
         base + "users/",
         base + "audit/",

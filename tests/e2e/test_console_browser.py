@@ -9,6 +9,7 @@ import re
 import pytest
 
 from accounts.models import App
+from accounts.services import invitation_accept
 from push.models import AuditEvent, Notification, PushConfig
 from push.services.devices import device_register
 from tests.drain import drain
@@ -86,12 +87,17 @@ def test_staff_create_an_app_enroll_a_user_and_follow_a_test_send(page, live_ser
     expect(page.get_by_role("status").filter(has_text="Settings saved.")).to_be_visible()
     screenshots(page, "console-settings")
 
-    # Users: enroll by email; the page says the same whether or not the address has an account.
+    # Users: invite by email; the page says the same whether or not the address has an account.
     _open_tab(page, "Users")
     page.get_by_label("Email addresses").fill(f"{member.email}\nnobody@example.com")
-    page.get_by_role("button", name="Enroll").click()
-    expect(page.get_by_role("status").filter(has_text="Done: each address")).to_be_visible()
+    page.get_by_role("button", name="Invite", exact=True).click()
+    said = f"Invitation sent to {member.email}, nobody@example.com."
+    expect(page.get_by_role("status").filter(has_text=said)).to_be_visible()
     expect(page.get_by_role("cell", name=member.email)).to_be_visible()
+    # The member accepts (on their Account page: test_scheduling_browser.py does it there).
+    invitation_accept(user=member, app_id=str(app.app_id))
+    page.reload()
+    expect(page.locator("#enrolled").get_by_role("cell", name=member.email)).to_be_visible()
     screenshots(page, "console-users")
 
     # The member's browser registers; the admin sends a test from the Notifications tab.
@@ -126,7 +132,7 @@ def test_staff_create_an_app_enroll_a_user_and_follow_a_test_send(page, live_ser
     _open_tab(page, "Audit")
     expect(page.get_by_role("cell", name=re.compile("Sent a test notification"))).to_be_visible()
     actions = set(AuditEvent.objects.filter(app=app).values_list("action", flat=True))
-    assert {"app.create", "config.update", "enrollment.add", "notification.test_send"} <= actions
+    assert {"app.create", "config.update", "invitation.create", "notification.test_send"} <= actions
 
 
 def test_a_failed_form_shows_its_errors_where_the_eye_is(page, live_server, gym):

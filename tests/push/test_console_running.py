@@ -9,10 +9,10 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from accounts.models import App, AppAdmin, Enrollment
+from accounts.models import App, AppAdmin, Enrollment, Invitation
 from accounts.tokens import user_access_token_issue
 from push.models import AuditEvent, Delivery, Notification, Receipt, ReceiptAttempt
-from push.pages.console_users import ADMIN_ADDED_MESSAGE, ENROLLED_MESSAGE
+from push.pages.console_users import INVITED_MESSAGE
 from tests.factories import enable_push, enroll, make_admin, make_app, make_user, register
 
 pytestmark = pytest.mark.django_db
@@ -98,23 +98,72 @@ def test_rotating_the_client_secret_shows_the_new_one_once_and_old_tokens_stop(a
 # --- enrollments and admins -----------------------------------------------------------------
 
 
-def test_enroll_many_at_once_says_the_same_for_unknown_addresses(app, browser):
+def test_enroll_many_at_once_invites_each_and_says_the_same_for_unknown_addresses(app, browser):
     make_user(email="ann@example.com")
     make_user(email="bo@example.com")
     response = browser.post(
         url(app, "users/enroll"), {"emails": "Ann@example.com, bo@example.com\nghost@example.com"}
     )
     page = page_after(browser, response)
-    assert ENROLLED_MESSAGE.format(app="GymOps") in page
-    assert "ghost" not in page.split("Enrolled users")[0].split("messages")[-1]
-    enrolled = set(Enrollment.objects.filter(app=app).values_list("user__email", flat=True))
-    assert enrolled == {"ann@example.com", "bo@example.com"}
+    said = INVITED_MESSAGE.format(emails="ann@example.com, bo@example.com, ghost@example.com")
+    assert said in page
+    # Nobody is enrolled until they accept; every address waits alike, account or not.
+    assert not Enrollment.objects.filter(app=app).exists()
+    invited = set(Invitation.objects.filter(app=app, role="user").values_list("email", flat=True))
+    assert invited == {"ann@example.com", "bo@example.com", "ghost@example.com"}
+    pending = page.split('id="invitations"')[1].split("</section>")[0]
+    assert all(email in pending for email in invited) and "Revoke…" in pending
+    assert last_event(app).action == "invitation.create"
     assert last_event(app).detail == {
-        "emails": ["ann@example.com", "bo@example.com", "ghost@example.com"]
+        "role": "user",
+        "emails": ["ann@example.com", "bo@example.com", "ghost@example.com"],
     }
     # The answer is word for word the same when no address has an account.
     alone = page_after(browser, browser.post(url(app, "users/enroll"), {"emails": "x@nowhere.io"}))
-    assert ENROLLED_MESSAGE.format(app="GymOps") in alone
+    assert INVITED_MESSAGE.format(emails="x@nowhere.io") in alone
+
+
+def test_an_invited_user_accepts_on_the_account_page_and_is_enrolled(app, browser):
+    ann = make_user(email="ann@example.com")
+    browser.post(url(app, "users/enroll"), {"emails": "ann@example.com"})
+    person = Client()
+    person.force_login(ann)
+    account = person.get("/account").content.decode()
+    assert 'id="invitations"' in account and "Join <strong>GymOps</strong>" in account
+    response = person.post(f"/account/invitations/{app.app_id}/accept")
+    assert response.status_code == 302 and response.url == "/account#invitations"
+    assert "You are now enrolled in GymOps." in person.get(response.url).content.decode()
+    assert Enrollment.objects.filter(app=app, user=ann).exists()
+    assert not Invitation.objects.filter(app=app).exists()
+    # Nothing left to accept: a 404, and the section is gone.
+    assert person.post(f"/account/invitations/{app.app_id}/accept").status_code == 404
+    assert 'id="invitations"' not in person.get("/account").content.decode()
+
+
+def test_an_invited_user_declines_and_is_not_enrolled(app, browser):
+    bo = make_user(email="bo@example.com")
+    browser.post(url(app, "users/enroll"), {"emails": "bo@example.com"})
+    person = Client()
+    person.force_login(bo)
+    page = page_after(person, person.post(f"/account/invitations/{app.app_id}/decline"))
+    assert "Invitation declined." in page
+    assert not Invitation.objects.exists() and not Enrollment.objects.exists()
+    assert person.post(f"/account/invitations/{app.app_id}/decline").status_code == 404
+
+
+def test_revoke_a_pending_invitation(app, browser):
+    browser.post(url(app, "users/enroll"), {"emails": "late@example.com"})
+    invitation = Invitation.objects.get(app=app)
+    page = page_after(browser, browser.post(url(app, f"users/invitations/{invitation.id}/revoke")))
+    assert "Invitation revoked." in page and "No invitation is waiting." in page
+    assert not Invitation.objects.exists()
+    assert last_event(app).action == "invitation.revoke"
+    assert last_event(app).detail == {"email": "late@example.com", "role": "user"}
+    # Another app's invitation is not this admin's to revoke.
+    other = make_app(name="Other")[0]
+    theirs = Invitation.objects.create(app=other, email="x@example.com", role="user")
+    gone = browser.post(url(app, f"users/invitations/{theirs.id}/revoke"))
+    assert gone.status_code == 404 and Invitation.objects.filter(pk=theirs.pk).exists()
 
 
 def test_enroll_names_every_bad_address_at_once(app, browser):
@@ -133,15 +182,22 @@ def test_remove_an_enrollment(app, browser):
     assert last_event(app).detail == {"email": "gone@example.com"}
 
 
-def test_add_and_remove_an_admin(app, browser, admin):
+def test_invite_an_admin_who_accepts_then_remove_them(app, browser, admin):
     helper = make_user(email="helper@example.com")
     page = page_after(browser, browser.post(url(app, "users/admins/add"), {"email": helper.email}))
-    assert ADMIN_ADDED_MESSAGE.format(email=helper.email, app="GymOps") in page
+    assert INVITED_MESSAGE.format(emails=helper.email) in page
+    # Being made an admin always needs the person's acceptance.
+    assert not AppAdmin.objects.filter(app=app, user=helper).exists()
+    person = Client()
+    person.force_login(helper)
+    assert "Be an admin of <strong>GymOps</strong>" in person.get("/account").content.decode()
+    accepted = page_after(person, person.post(f"/account/invitations/{app.app_id}/accept"))
+    assert "You are now an admin in GymOps." in accepted
     assert AppAdmin.objects.filter(app=app, user=helper).exists()
     browser.post(url(app, f"users/admins/{helper.id}/remove"))
     assert not AppAdmin.objects.filter(app=app, user=helper).exists()
     assert [e.action for e in AuditEvent.objects.filter(app=app).order_by("id")] == [
-        "admin.add",
+        "invitation.create",
         "admin.remove",
     ]
     # Removing yourself leaves you at the app list, which no longer shows the app.

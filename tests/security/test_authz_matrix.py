@@ -36,7 +36,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from django.utils import timezone
 from django.views import View
 
-from accounts.models import App, AppAdmin, Enrollment, User
+from accounts.models import App, AppAdmin, Enrollment, Invitation, User
 from accounts.tokens import client_token_issue, user_tokens_issue
 from push.delivery.receipts import receipts_create
 from push.models import (
@@ -148,6 +148,7 @@ EVERYONE_204 = EVERYONE_200.replace("200", "204")
 EVERYONE_503 = "503 503 503 503 503 503 503 503 503 503 | 503 503 503 503 503 503"
 NOBODY_405 = "405 405 405 405 405 405 405 405 405 405 | 405 405 405 405 405 405"
 BROWSERS_401 = "401 401 401 401 401 401"
+ALL_404 = "404 404 404 404 404 404"
 PAGE_ANON = "302L 302L 302L 302L 302L 302L 302L 302L 302L 302L"
 ADMIN_ANON = "302A 302A 302A 302A 302A 302A 302A 302A 302A 302A"
 STAFF_ONLY_PAGE = f"{ADMIN_ANON} | 302A 302A 302A 302A 302A"
@@ -442,6 +443,7 @@ API_ROWS = [
 _TAB = "/console/apps/{X}/notifications/"
 _SETTINGS = "/console/apps/{X}/settings/"
 _USERS = "/console/apps/{X}/users/"
+_BROADCASTS = "/console/apps/{X}/broadcasts/"
 PAGE_ROWS = [
     Row("GET", "/", f"{PAGE_ANON} | 302 302 302 302 302 302"),
     Row(
@@ -508,6 +510,11 @@ PAGE_ROWS = [
         body=lambda w: {"muted": "1"},
         tenant="X",
     ),
+    # Invitations are the person's own (found by their email): none of these callers has one.
+    *(
+        Row("POST", f"/account/invitations/{{X}}/{answer}", f"{PAGE_ANON} | {ALL_404}", form=True)
+        for answer in ("accept", "decline")
+    ),
     Row("GET", "/console/", f"{PAGE_ANON} | 403 403 403 200 200 200"),
     Row(
         "POST",
@@ -529,7 +536,15 @@ PAGE_ROWS = [
     Row("POST", "/console/apps/{X}/client-secret/rotate", _console_x("302"), form=True, tenant="X"),
     *(
         Row("GET", f"/console/apps/{{X}}/{section}/", _console_x("200"), tenant="X")
-        for section in ("settings", "devices", "notifications", "receipts", "users", "audit")
+        for section in (
+            "settings",
+            "devices",
+            "notifications",
+            "scheduled",
+            "receipts",
+            "users",
+            "audit",
+        )
     ),
     Row(
         "GET",
@@ -567,7 +582,13 @@ PAGE_ROWS = [
     Row("GET", _TAB + "{nX}/", _console_x("200"), tenant="X"),
     Row("GET", _TAB + "{nY}/", _console_x_other(), tenant="Y"),
     Row("GET", _TAB + "{nX}/status", _console_x("200"), tenant="X"),
+    Row("POST", _TAB + "{sX}/cancel", _console_x("302"), form=True, tenant="X"),
+    Row("POST", _TAB + "{sY}/cancel", _console_x_other(), form=True, tenant="Y"),
     Row("GET", _TAB + "{nY}/status", _console_x_other(), tenant="Y"),
+    Row("GET", _BROADCASTS + "{bX}/counts", _console_x("200"), tenant="X"),
+    Row("GET", _BROADCASTS + "{bY}/counts", _console_x_other(), tenant="Y"),
+    Row("POST", _BROADCASTS + "{bX}/cancel", _console_x("302"), form=True, tenant="X"),
+    Row("POST", _BROADCASTS + "{bY}/cancel", _console_x_other(), form=True, tenant="Y"),
     Row(
         "POST",
         "/console/apps/{X}/devices/{dA}/remove",
@@ -617,6 +638,8 @@ PAGE_ROWS = [
         form=True,
         tenant="X",
     ),
+    Row("POST", _USERS + "invitations/{iX}/revoke", _console_x("302"), form=True, tenant="X"),
+    Row("POST", _USERS + "invitations/{iY}/revoke", _console_x_other(), form=True, tenant="Y"),
     Row("POST", _USERS + "admins/{aX}/remove", _console_x("302"), form=True, tenant="X"),
     Row("POST", _USERS + "admins/{aY}/remove", _console_x_other(), form=True, tenant="Y"),
 ]
@@ -821,8 +844,14 @@ def _build_world() -> tuple[World, dict[str, Caller]]:
     ids["rX"], ids["rY"] = _receipt(ids["nX"]), _receipt(ids["nY"])
     ids["sX"] = _notification(app_x, people["A"], later=True)
     ids["sY"] = _notification(app_y, people["C"], later=True)
-    ids["bX"] = str(
-        broadcast_send(app=app_x, draft=BroadcastDraft(title="t", body="b")).broadcast_id
+    ids["bX"], ids["bY"] = (
+        str(broadcast_send(app=app, draft=BroadcastDraft(title="t", body="b")).broadcast_id)
+        for app in (app_x, app_y)
+    )
+    # Invitations of D (who has no caller): nobody here may accept them, admins may revoke.
+    ids["iX"], ids["iY"] = (
+        str(Invitation.objects.create(app=app, email=people["D"].email, role="user").pk)
+        for app in (app_x, app_y)
     )
     topic_members_change(app=app_x, topic="shift-a", add=[people["A"].pk], remove=[])
     _admin_objects(ids, app_x, people["aX"], people["A"])
@@ -996,7 +1025,8 @@ def matrix_markdown() -> str:
             " `access_token` cookie, CSRF token; no bearer token). `302L`: redirect to `/login`;"
             " `302A`: redirect to the Django admin's login; `302`: any other redirect (a form"
             " done, a person sent to their home page). `{X}`/`{Y}`: apps X and Y; `{dA}`: user"
-            " A's device; `{nX}`/`{rX}`: a notification/receipt of app X; `{none}`: an id that"
+            " A's device; `{nX}`/`{rX}`: a notification/receipt of app X; `{sX}`/`{bX}`/`{iX}`:"
+            " a scheduled notification/broadcast/invitation of app X; `{none}`: an id that"
             " exists nowhere.",
             "",
             "Generated by `tests/security/test_authz_matrix.py`, which fails when this table and"
@@ -1063,6 +1093,7 @@ FAKE_IDS = (
             "sX",
             "sY",
             "bX",
+            "bY",
             "A",
             "B",
             "C",
@@ -1072,7 +1103,7 @@ FAKE_IDS = (
         )
     }
     | {name: "1" for name in ("rX", "rY", "ct", "group", "schedule", "ormq", "appadmin")}
-    | {name: "1" for name in ("delivery", "audit", "beat")}
+    | {name: "1" for name in ("delivery", "audit", "beat", "iX", "iY")}
     | {
         "enrollment": "1",
         "success": "a" * 32,
