@@ -174,8 +174,11 @@ class Stack:
         workdir: Path,
         settings_env: dict[str, str],
         keep_received: int | None = None,
+        web_server: str = "asgi",
+        sql_dir: Path | None = None,
     ) -> None:
         self.database_url = database_url
+        self.web_server = web_server
         self.web_workers = web_workers
         self.q_workers = q_workers
         self.workdir = workdir
@@ -186,8 +189,11 @@ class Stack:
         self.workers: subprocess.Popen | None = None
         self.web_url = ""
         workdir.mkdir(parents=True, exist_ok=True)
-        self.sql_dir = Path(tempfile.mkdtemp(prefix="sql-", dir=workdir))
+        self.sql_dir = sql_dir or Path(tempfile.mkdtemp(prefix="sql-", dir=workdir))
         self._logs: list[Any] = []
+        # More stacks on the same database (`--stacks N`): their web and worker processes are
+        # sampled with this one's, as one more machine's would be.
+        self.others: list[Stack] = []
 
     # -- processes ---------------------------------------------------------------------------
 
@@ -241,11 +247,21 @@ class Stack:
         }
 
     def start_web(self) -> str:
-        """Start gunicorn (production's worker class) on an ephemeral port; return its URL."""
+        """Start gunicorn on an ephemeral port; return its URL.
+
+        `web_server` "asgi" is production's (keymaster/gunicorn_conf.py: the asyncio worker on
+        keymaster.asgi); "sync" is the sync worker on keymaster.wsgi that the benchmark ran
+        before issue 22 (33c1b55), kept to compare the accept phase of the two.
+        """
         port = free_port()
-        command = [sys.executable, "-m", "gunicorn", "keymaster.asgi:application"]
+        if self.web_server == "sync":
+            command = [sys.executable, "-m", "gunicorn", "keymaster.wsgi"]
+            config = "python:bench.gunicorn_sync_conf"
+        else:
+            command = [sys.executable, "-m", "gunicorn", "keymaster.asgi:application"]
+            config = "python:bench.gunicorn_conf"
         command += ["--workers", str(self.web_workers), "--bind", f"127.0.0.1:{port}"]
-        command += ["--config", "python:bench.gunicorn_conf", "--backlog", "2048"]
+        command += ["--config", config, "--backlog", "2048"]
         self.web = self._spawn("gunicorn", command, self.env())
         self.web_url = f"http://127.0.0.1:{port}"
         wait_http(f"{self.web_url}/healthz", "gunicorn", proc=self.web)
@@ -270,8 +286,47 @@ class Stack:
         if self.workers is not None:
             os.killpg(self.workers.pid, signal.SIGCONT)
 
+    def start_more(self, count: int) -> list[Stack]:
+        """Start `count` more stacks (gunicorn + qcluster each) on this one's database and fakes.
+
+        Each is what one more machine would run: its own gunicorn and django-q2 process groups,
+        the same PostgreSQL. The fakes stand for the providers, so they are shared; each extra
+        stack's statement counts go to this one's directory (one file per process).
+        """
+        for _ in range(count):
+            other = Stack(
+                database_url=self.database_url,
+                web_workers=self.web_workers,
+                q_workers=self.q_workers,
+                workdir=self.workdir / f"stack-{len(self.others) + 2}",
+                settings_env=self.settings_env,
+                keep_received=self.keep_received,
+                web_server=self.web_server,
+                sql_dir=self.sql_dir,
+            )
+            other.fakes = Fakes(  # the same providers; stop() leaves their processes alone
+                fcm=self.fakes.fcm,
+                webpush=self.fakes.webpush,
+                webhook=self.fakes.webhook,
+                service_account_file=self.fakes.service_account_file,
+            )
+            self.others.append(other)
+            try:
+                other.start_web()
+                other.start_workers()
+            except BaseException:
+                self.stop_more()
+                raise
+        return self.others[-count:] if count else []
+
+    def stop_more(self) -> None:
+        """Stop the stacks `start_more` started."""
+        while self.others:
+            self.others.pop().stop()
+
     def stop(self) -> None:
         """Stop every process this stack started (TERM, then KILL after 15 s)."""
+        self.stop_more()
         procs = [p for p in (self.workers, self.web, *self.fakes.procs.values()) if p]
         for proc in procs:
             if proc.poll() is None:
@@ -295,9 +350,14 @@ class Stack:
     def groups(self) -> dict[str, Any]:
         """Process groups to sample: name -> callable returning the pids in it now."""
         fake_pids = {name: proc.pid for name, proc in self.fakes.procs.items()}
+
+        def trees(kind: str) -> list[int]:
+            procs = (getattr(s, kind) for s in (self, *self.others))
+            return [pid for proc in procs if proc for pid in _tree(proc.pid)]
+
         return {
-            "web": lambda: _tree(self.web.pid) if self.web else [],
-            "workers": lambda: _tree(self.workers.pid) if self.workers else [],
+            "web": lambda: trees("web"),
+            "workers": lambda: trees("workers"),
             "postgres": lambda: _backends(self.database_url),
             "fakes": lambda: [p for pid in fake_pids.values() for p in _tree(pid)],
             "harness": lambda: [os.getpid()],
@@ -417,6 +477,41 @@ def pg_counters(database_url: str) -> dict[str, int]:
         ).fetchone()
     keys = ("commits", "rollbacks", "inserted", "updated", "deleted", "fetched")
     return dict(zip(keys, row, strict=True))
+
+
+def pg_wal(database_url: str) -> dict[str, int]:
+    """The server's WAL position (bytes) and pg_stat_wal's records and full-page images.
+
+    Both are the whole server's, not this database's: other databases' writes meanwhile count
+    too (`wal_background` measures them when nothing of the benchmark runs).
+    """
+    admin = urlsplit(database_url)._replace(path="/postgres").geturl()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        row = conn.execute(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint, wal_records, wal_fpi"
+            " FROM pg_stat_wal"
+        ).fetchone()
+    return dict(zip(("wal_bytes", "wal_records", "wal_fpi"), map(int, row), strict=True))
+
+
+def wal_background(database_url: str, seconds: float = 3.0) -> float:
+    """WAL bytes per second the server writes while the benchmark writes nothing."""
+    before = pg_wal(database_url)["wal_bytes"]
+    time.sleep(seconds)
+    return round((pg_wal(database_url)["wal_bytes"] - before) / seconds, 1)
+
+
+def pg_tables(database_url: str) -> dict[str, dict[str, int]]:
+    """Rows inserted, updated (HOT among them) and deleted so far, per table of the database."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        rows = conn.execute(
+            "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del"
+            " FROM pg_stat_user_tables"
+        ).fetchall()
+    keys = ("inserted", "updated", "hot_updated", "deleted")
+    return {name: dict(zip(keys, values, strict=True)) for name, *values in rows}
 
 
 def versions() -> dict[str, str]:
