@@ -52,6 +52,12 @@ def main(argv: list[str] | None = None) -> int:
         default="asgi",
         help="gunicorn's asyncio worker (production) or the sync worker of before issue 22",
     )
+    parser.add_argument(
+        "--web-db-pool",
+        type=int,
+        default=4,
+        help="DB_POOL_MAX_SIZE per web process (0: a connection per thread, per request on ASGI)",
+    )
     parser.add_argument("--out", type=Path, help="results directory (default bench/results)")
     parser.add_argument(
         "--name", help="results file stem (default: the date, -2, -3... if taken that day)"
@@ -76,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.mode == "soak":
         changes["keep_received"] = 1000
     changes |= {"stacks": args.stacks, "profile": args.profile, "web_server": args.web_server}
+    changes["web_db_pool"] = args.web_db_pool
     scale = dataclasses.replace(scale, **changes)
     workdir = ROOT / "artifacts" / "bench" / time.strftime("%Y%m%d-%H%M%S")
     started = time.monotonic()

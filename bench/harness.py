@@ -70,6 +70,9 @@ class Scale:
     stacks: int = 1  # > 1: the mixed run again on that many stacks on one database
     profile: bool = False  # py-spy on the workers during the mixed maximum-rate run
     web_server: str = "asgi"  # "sync": the sync gunicorn worker of before issue 22
+    # DB_POOL_MAX_SIZE of each web process. Under ASGI, 0 opens a connection per request:
+    # hundreds at once at 400 req/s, more than a shared server allows (bench/README.md).
+    web_db_pool: int = 4
 
 
 SOAK_SAMPLE_SECONDS = 10.0  # the soak reads every web and worker process's RSS this often
@@ -157,6 +160,7 @@ def _start(scale: Scale, database_url: str, workdir: Path) -> tuple[Stack, Conte
         settings_env=settings_env(),
         keep_received=scale.keep_received,
         web_server=scale.web_server,
+        web_db_pool=scale.web_db_pool,
     )
     try:
         stack.start_fakes()

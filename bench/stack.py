@@ -176,7 +176,9 @@ class Stack:
         keep_received: int | None = None,
         web_server: str = "asgi",
         sql_dir: Path | None = None,
+        web_db_pool: int = 0,
     ) -> None:
+        self.web_db_pool = web_db_pool
         self.database_url = database_url
         self.web_server = web_server
         self.web_workers = web_workers
@@ -262,7 +264,9 @@ class Stack:
             config = "python:bench.gunicorn_conf"
         command += ["--workers", str(self.web_workers), "--bind", f"127.0.0.1:{port}"]
         command += ["--config", config, "--backlog", "2048"]
-        self.web = self._spawn("gunicorn", command, self.env())
+        pool = 0 if self.web_server == "sync" else self.web_db_pool  # sync: as at 33c1b55
+        env = self.env() | {"DB_POOL_MAX_SIZE": str(pool)}
+        self.web = self._spawn("gunicorn", command, env)
         self.web_url = f"http://127.0.0.1:{port}"
         wait_http(f"{self.web_url}/healthz", "gunicorn", proc=self.web)
         return self.web_url
@@ -303,6 +307,7 @@ class Stack:
                 keep_received=self.keep_received,
                 web_server=self.web_server,
                 sql_dir=self.sql_dir,
+                web_db_pool=self.web_db_pool,
             )
             other.fakes = Fakes(  # the same providers; stop() leaves their processes alone
                 fcm=self.fakes.fcm,
@@ -346,6 +351,8 @@ class Stack:
                 proc.wait(5)
         for log in self._logs:
             log.close()
+        if self.fakes.procs:  # the first stack, last to stop
+            connections_release()
 
     def groups(self) -> dict[str, Any]:
         """Process groups to sample: name -> callable returning the pids in it now."""
@@ -375,14 +382,35 @@ def _tree(pid: int) -> list[int]:
 _backend_conn: dict[str, Any] = {}
 
 
+def _held(url: str) -> psycopg.Connection:
+    """One connection per URL, kept for the run: the server is shared, and its connection
+    slots can run out for a moment while other test suites start; a held one never needs one.
+    """
+    conn = _backend_conn.get(url)
+    for attempt in range(20):
+        if conn is not None and not conn.closed:
+            return conn
+        try:
+            conn = _backend_conn[url] = psycopg.connect(url, autocommit=True)
+        except psycopg.OperationalError:
+            if attempt == 19:
+                raise
+            time.sleep(0.5)
+    return conn
+
+
 def _backends(database_url: str) -> list[int]:
-    conn = _backend_conn.get(database_url)
-    if conn is None or conn.closed:
-        admin = urlsplit(database_url)._replace(path="/postgres").geturl()
-        conn = _backend_conn[database_url] = psycopg.connect(admin, autocommit=True)
+    conn = _held(urlsplit(database_url)._replace(path="/postgres").geturl())
     name = urlsplit(database_url).path.lstrip("/")
     rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [name]).fetchall()
-    return [row[0] for row in rows]
+    mine = {c.info.backend_pid for c in list(_backend_conn.values()) if not c.closed}
+    return [row[0] for row in rows if row[0] not in mine]  # the harness's own are not measured
+
+
+def connections_release() -> None:
+    """Close the connections the harness held (a test database must be droppable after)."""
+    while _backend_conn:
+        _backend_conn.popitem()[1].close()
 
 
 class Sampler:
@@ -396,6 +424,7 @@ class Sampler:
         self._rss: dict[str, dict[int, int]] = defaultdict(dict)  # latest rss per pid
         self._peak: dict[str, int] = defaultdict(int)  # peak summed rss per group
         self._peak_process: dict[str, int] = defaultdict(int)
+        self._peak_count: dict[str, int] = defaultdict(int)  # most processes at once
         self.series: list[dict[str, Any]] = []  # (time, {group: {pid: rss}}) for the soak
         self.keep_series = False
         self._stop = threading.Event()
@@ -436,6 +465,7 @@ class Sampler:
             with self._lock:
                 self._rss[name] = rss
                 self._peak[name] = max(self._peak[name], sum(rss.values()))
+                self._peak_count[name] = max(self._peak_count[name], len(rss))
                 if rss:
                     self._peak_process[name] = max(self._peak_process[name], max(rss.values()))
         if self.keep_series:
@@ -451,6 +481,7 @@ class Sampler:
         with self._lock:
             self._peak.clear()
             self._peak_process.clear()
+            self._peak_count.clear()
 
     def peaks_mb(self) -> dict[str, dict[str, float]]:
         """Peak RSS per group since the last reset: summed over its processes, and the largest."""
@@ -459,6 +490,7 @@ class Sampler:
                 name: {
                     "sum_mb": round(self._peak[name] / 2**20, 1),
                     "largest_process_mb": round(self._peak_process[name] / 2**20, 1),
+                    "most_processes": self._peak_count[name],  # postgres: connections
                 }
                 for name in self._peak
             }
@@ -468,7 +500,8 @@ def pg_counters(database_url: str) -> dict[str, int]:
     """Transactions and rows touched in the database so far (pg_stat_database)."""
     admin = urlsplit(database_url)._replace(path="/postgres").geturl()
     name = urlsplit(database_url).path.lstrip("/")
-    with psycopg.connect(admin, autocommit=True) as conn:
+    with _held(admin).transaction() as tx:
+        conn = tx.connection
         conn.execute("SELECT pg_stat_clear_snapshot()")
         row = conn.execute(
             "SELECT xact_commit, xact_rollback, tup_inserted, tup_updated, tup_deleted,"
@@ -486,7 +519,8 @@ def pg_wal(database_url: str) -> dict[str, int]:
     too (`wal_background` measures them when nothing of the benchmark runs).
     """
     admin = urlsplit(database_url)._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
+    with _held(admin).transaction() as tx:
+        conn = tx.connection
         conn.execute("SELECT pg_stat_clear_snapshot()")
         row = conn.execute(
             "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint, wal_records, wal_fpi"
@@ -504,7 +538,8 @@ def wal_background(database_url: str, seconds: float = 3.0) -> float:
 
 def pg_tables(database_url: str) -> dict[str, dict[str, int]]:
     """Rows inserted, updated (HOT among them) and deleted so far, per table of the database."""
-    with psycopg.connect(database_url, autocommit=True) as conn:
+    with _held(database_url).transaction() as tx:
+        conn = tx.connection
         conn.execute("SELECT pg_stat_clear_snapshot()")
         rows = conn.execute(
             "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del"
