@@ -42,8 +42,9 @@ RULES: list[tuple[str, str, frozenset[str] | None]] = [
         ),
     ),
     ("record", "push/delivery/backoff.py", None),
+    # The SSRF guard (push/outbound.py) is an aiohttp middleware around every request: its
+    # frames and aiohttp's under it belong to the transport that made the request.
     ("http", "push/transports/", None),
-    ("http", "push/outbound.py", None),
     ("http", "firebase_admin", None),
     ("http", "push/delivery/deliveries.py", frozenset({"_send", "_send_group", "_send_app"})),
     ("http", "push/delivery/runtime.py", None),
@@ -53,6 +54,19 @@ RULES: list[tuple[str, str, frozenset[str] | None]] = [
     ("http_io", "aiohttp", None),  # the loop's I/O callbacks: the provider's or the webhook's
     ("event_loop", "asyncio", None),
     ("task_overhead", "django_q", None),  # dequeue, unpickle, the task's result row
+]
+# Samples that are not CPU: py-spy's idle detection misses threads blocked in these (under
+# `--nonblocking`, on a loaded box), so they are set apart by their innermost frame. The
+# harness's statement counter (bench/sqlcount.py, a thread in every process) is not Keymaster.
+WAITS: list[tuple[str, str, str]] = [
+    ("harness_counter", "bench/sqlcount.py", ""),
+    ("waiting_postgres", "psycopg/connection.py", "wait"),
+    ("waiting_postgres", "psycopg/_connection_base.py", "wait"),
+    ("waiting_idle", "selectors.py", "select"),
+    ("waiting_idle", "threading.py", "wait"),
+    ("waiting_idle", "multiprocessing/synchronize.py", "wait"),
+    ("waiting_idle", "multiprocessing/connection.py", "poll"),
+    ("waiting_idle", "multiprocessing/queues.py", "get"),
 ]
 STEPS = ("claim", "encrypt", "http", "http_io", "record", "receipt", "event_loop")
 LABELS = {
@@ -118,19 +132,38 @@ def _frames(line: str) -> tuple[list[tuple[str, str]], int]:
     return frames, int(count)
 
 
+def wait_of(frames: list[tuple[str, str]]) -> str | None:
+    """The kind of wait a sample is (not CPU), or None for a sample of CPU."""
+    for kind, fragment, name in WAITS:
+        if not name and any(fragment in where for _, where in frames):
+            return kind
+    leaf_name, leaf_where = frames[-1]
+    for kind, fragment, name in WAITS:
+        if name and fragment in leaf_where and leaf_name.rpartition(".")[2] == name:
+            return kind
+    return None
+
+
 def step_of(frames: list[tuple[str, str]]) -> str:
     """The step a sample's stack (outermost frame first) belongs to."""
-    for name, where in reversed(frames):
-        path = where.replace("\\", "/")
-        for step, fragment, names in RULES:
-            if fragment in path and (names is None or name in names):
-                return step
+    # Keymaster's own functions first, anywhere in the stack; only a stack with none of them
+    # goes to the library it is in (the loop's callbacks, django-q2's processes).
+    for rules in (RULES[:-3], RULES[-3:]):
+        for name, where in reversed(frames):
+            path = where.replace("\\", "/")
+            for step, fragment, names in rules:
+                if fragment in path and (names is None or name in names):
+                    return step
     return "other"
 
 
 def shares(raw: str, top: int = 25) -> dict[str, Any]:
-    """Samples per step and their shares; the hottest functions, by own and by total samples."""
+    """Samples per step and their shares; the hottest functions, by own and by total samples.
+
+    Shares are of the CPU samples: the waits (`WAITS`) are counted apart, in `not_cpu`.
+    """
     per_step: Counter[str] = Counter()
+    waits: Counter[str] = Counter()
     own: Counter[str] = Counter()
     total: Counter[str] = Counter()
     samples = 0
@@ -141,6 +174,10 @@ def shares(raw: str, top: int = 25) -> dict[str, Any]:
         frames = [f for f in frames if f[1]]  # drop py-spy's "process ..." / "thread ..." frames
         if not frames:
             continue
+        wait = wait_of(frames)
+        if wait is not None:
+            waits[wait] += count
+            continue
         samples += count
         per_step[step_of(frames)] += count
         own[_label(frames[-1])] += count
@@ -149,6 +186,7 @@ def shares(raw: str, top: int = 25) -> dict[str, Any]:
     share = {k: round(v / samples, 4) for k, v in per_step.most_common()} if samples else {}
     return {
         "samples": samples,
+        "not_cpu": dict(waits.most_common()),
         "per_step": dict(per_step.most_common()),
         "share": share,
         "top_own": [(k, round(v / samples, 4)) for k, v in own.most_common(top)],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bench import profile
 
 ROOT = "/work/wt/perf"
@@ -45,15 +47,21 @@ def test_each_sample_goes_to_the_innermost_step():
                     ("_run", "/usr/lib/python3.11/asyncio/events.py"),
                     ("send", f"{ROOT}/push/transports/fcm.py"),
                     ("_request", f"{SITE}/aiohttp/client.py"),
+                    ("guard", f"{ROOT}/push/outbound.py"),
+                    ("_request", f"{SITE}/aiohttp/client.py"),
                 ],
                 6,
             ),
             _line([("_run", "/usr/lib/python3.11/asyncio/events.py")], 1),
             _line([("pusher", f"{SITE}/django_q/pusher.py")], 2),
+            # Waits are not CPU: counted apart, whatever py-spy's idle detection said.
+            _line([*SEND, ("wait", f"{SITE}/psycopg/connection.py")], 7),
+            _line([("_writer", f"{ROOT}/bench/sqlcount.py")], 9),
         ]
     )
     found = profile.shares(raw)
     assert found["samples"] == 23
+    assert found["not_cpu"] == {"harness_counter": 9, "waiting_postgres": 7}
     assert found["per_step"] == {
         "http": 6,
         "encrypt": 5,
@@ -63,5 +71,11 @@ def test_each_sample_goes_to_the_innermost_step():
         "task_overhead": 2,
         "event_loop": 1,
     }
-    assert profile.per_message(found, 2.3)["http"] == round(6 / 23 * 2.3, 4)
+    assert profile.per_message(found, 2.3)["http"] == pytest.approx(6 / 23 * 2.3, abs=1e-3)
     assert found["top_own"][0] == ("_request (/aiohttp/client.py)", round(6 / 23, 4))
+    # A receipt's POST through the SSRF guard is the receipt's, not the provider's HTTP.
+    webhook = [
+        ("send", f"{ROOT}/push/transports/webhook.py"),
+        ("guard", f"{ROOT}/push/outbound.py"),
+    ]
+    assert profile.step_of(webhook) == "receipt"
