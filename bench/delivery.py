@@ -27,7 +27,7 @@ from standardwebhooks import Webhook
 from bench import load, sqlcount
 from bench.profile import Profiler, per_message
 from bench.seed import SeededApp
-from bench.stack import Sampler, Stack, pg_counters, pg_tables, pg_wal
+from bench.stack import Sampler, Stack, pg_counters, pg_tables, pg_wal, pg_wal_of_database
 from push.models import (
     Delivery,
     DeliveryStatus,
@@ -55,8 +55,9 @@ class Context:
 class Meter:
     """CPU per process group, SQL statements and PostgreSQL counters between start and stop."""
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, wal_detail: bool = False) -> None:
         self.ctx = ctx
+        self.wal_detail = wal_detail  # read this database's own WAL records (pg_walinspect)
 
     def __enter__(self) -> Meter:
         self.ctx.sampler.reset_peaks()
@@ -78,6 +79,9 @@ class Meter:
         pg = pg_counters(url)
         wal, tables = pg_wal(url), pg_tables(url)
         self.wal = {k: wal[k] - self._wal[k] for k in wal}
+        if self.wal_detail:
+            mine = pg_wal_of_database(url, self._wal["wal_bytes"], wal["wal_bytes"])
+            self.wal["database"] = mine
         self.tables = {}
         for name, now in tables.items():
             before = self._tables.get(name, {})
@@ -128,6 +132,11 @@ class Meter:
             "rows_deleted": round(self.pg["deleted"] / messages, 3),
             "rows_fetched": round(self.pg["fetched"] / messages, 3),
             "wal_bytes": round(self.wal["wal_bytes"] / messages, 1),
+            "wal_bytes_database": (
+                round(self.wal["database"]["bytes"] / messages, 1)
+                if self.wal.get("database")
+                else None
+            ),
             "wal_records": round(self.wal["wal_records"] / messages, 2),
             "postgres_cpu_ms": round(self.cpu.get("postgres", 0) * 1000 / messages, 4),
             "keymaster_cpu_ms": round(
@@ -471,6 +480,7 @@ def delivery_run(
     timeout: float = 600,
     web_urls: list[str] | None = None,
     profile: Path | None = None,
+    wal_detail: bool = False,
 ) -> dict[str, Any]:
     """Send to every seeded user, wait for every receipt, and account for every message.
 
@@ -484,7 +494,7 @@ def delivery_run(
     profiler = None
     if profile is not None and ctx.stack.workers is not None:
         profiler = Profiler(ctx.stack.workers.pid, profile).start()
-    with Meter(ctx) as meter:
+    with Meter(ctx, wal_detail=wal_detail) as meter:
         accept = send_users(
             ctx, seeded, seeded.user_ids, rate=rate, burst=burst, tag=tag, web_urls=web_urls
         )

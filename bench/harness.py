@@ -201,7 +201,14 @@ def run(scale: Scale, *, database_url: str, workdir: Path, progress: Any = print
             background = wal_background(database_url) if key == "mixed_max" else None
             profiled = key == "mixed_max" and scale.profile
             profile = workdir / "mixed_max-pyspy.txt" if profiled else None
-            runs[key] = delivery_run(ctx, seeded, tag=key, timeout=scale.timeout, profile=profile)
+            runs[key] = delivery_run(
+                ctx,
+                seeded,
+                tag=key,
+                timeout=scale.timeout,
+                profile=profile,
+                wal_detail=key == "mixed_max",
+            )
             if background is not None:
                 runs[key]["cost"]["wal_background_bytes_per_second"] = background
         if scale.stacks > 1:
@@ -261,7 +268,13 @@ def stacks_run(ctx: Context, scale: Scale) -> dict[str, Any]:
         # give every stack's two clients a few requests (the smoke test).
         burst = max(1, min(500, scale.mixed_users // (4 * scale.stacks)))
         return delivery_run(
-            ctx, seeded, tag="mixed_stacks", timeout=scale.timeout, web_urls=urls, burst=burst
+            ctx,
+            seeded,
+            tag="mixed_stacks",
+            timeout=scale.timeout,
+            web_urls=urls,
+            burst=burst,
+            wal_detail=True,
         )
     finally:
         stack.stop_more()

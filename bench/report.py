@@ -201,8 +201,10 @@ def _capacity_rows(cost: dict[str, Any]) -> list[tuple[str, str, str]]:
             f"{_fmt(per['statements'], 2)} statements, {_fmt(per['commits'], 3)} commits, "
             f"{_fmt(per['rows_written'], 2)} rows written "
             f"({_fmt(per['rows_inserted'], 2)} ins, {_fmt(per['rows_updated'], 2)} upd, "
-            f"{_fmt(per['rows_deleted'], 2)} del), {_fmt(per['wal_bytes'], 0)} WAL bytes "
-            f"(whole server), {_fmt(per['postgres_cpu_ms'], 3)} ms CPU",
+            f"{_fmt(per['rows_deleted'], 2)} del), "
+            f"{_fmt(per.get('wal_bytes_database'), 0)} WAL bytes of this database "
+            f"({_fmt(per['wal_bytes'], 0)} of the whole server), "
+            f"{_fmt(per['postgres_cpu_ms'], 3)} ms CPU",
             "",
         )
     ]

@@ -529,6 +529,34 @@ def pg_wal(database_url: str) -> dict[str, int]:
     return dict(zip(("wal_bytes", "wal_records", "wal_fpi"), map(int, row), strict=True))
 
 
+def _lsn(position: int) -> str:
+    return f"{position >> 32:X}/{position & 0xFFFFFFFF:X}"
+
+
+def pg_wal_of_database(database_url: str, start: int, end: int) -> dict[str, int] | None:
+    """The WAL records between two positions that touch this database's relations.
+
+    pg_walinspect (PostgreSQL 15's contrib) reads each record's block references, which name
+    the database; commit records name none and are left out (tens of bytes each). None when
+    the extension cannot be created or the WAL was already recycled.
+    """
+    try:
+        with _held(database_url).transaction() as tx:
+            conn = tx.connection
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
+            oid = conn.execute(
+                "SELECT oid FROM pg_database WHERE datname = current_database()"
+            ).fetchone()[0]
+            row = conn.execute(
+                "SELECT count(*), coalesce(sum(record_length), 0), coalesce(sum(fpi_length), 0)"
+                " FROM pg_get_wal_records_info(%s::pg_lsn, %s::pg_lsn) WHERE block_ref LIKE %s",
+                [_lsn(start), _lsn(end), f"%/{oid}/%"],
+            ).fetchone()
+    except psycopg.Error:
+        return None
+    return dict(zip(("records", "bytes", "fpi_bytes"), map(int, row), strict=True))
+
+
 def wal_background(database_url: str, seconds: float = 3.0) -> float:
     """WAL bytes per second the server writes while the benchmark writes nothing."""
     before = pg_wal(database_url)["wal_bytes"]

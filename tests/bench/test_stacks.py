@@ -42,3 +42,4 @@ def test_two_stacks_on_one_database_lose_and_duplicate_nothing(tmp_path):
     assert "2 stacks, one PostgreSQL" in report.table(results)
     per = many["cost"]["per_delivered_message"]
     assert per["statements"] > 0 and per["rows_written"] > 0 and per["wal_bytes"] > 0
+    assert per["wal_bytes_database"] > 0  # pg_walinspect read this database's own records
