@@ -27,7 +27,7 @@ from standardwebhooks import Webhook
 from bench import load, sqlcount
 from bench.profile import Profiler, per_message
 from bench.seed import SeededApp
-from bench.stack import Sampler, Stack, pg_counters, pg_tables, pg_wal, pg_wal_of_database
+from bench.stack import Sampler, Stack, WalReader, pg_counters, pg_tables, pg_wal
 from push.models import (
     Delivery,
     DeliveryStatus,
@@ -64,6 +64,7 @@ class Meter:
         self._cpu = self.ctx.sampler.mark()
         self._pg = pg_counters(self.ctx.stack.database_url)
         self._wal = pg_wal(self.ctx.stack.database_url)
+        self._reader = WalReader(self.ctx.stack.database_url) if self.wal_detail else None
         self._tables = pg_tables(self.ctx.stack.database_url)
         self._sql = sqlcount.total(self.ctx.stack.sql_dir)
         self._t = time.monotonic()
@@ -79,9 +80,8 @@ class Meter:
         pg = pg_counters(url)
         wal, tables = pg_wal(url), pg_tables(url)
         self.wal = {k: wal[k] - self._wal[k] for k in wal}
-        if self.wal_detail:
-            mine = pg_wal_of_database(url, self._wal["wal_bytes"], wal["wal_bytes"])
-            self.wal["database"] = mine
+        if self._reader is not None:
+            self.wal["database"] = self._reader.stop()
         self.tables = {}
         for name, now in tables.items():
             before = self._tables.get(name, {})

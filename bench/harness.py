@@ -304,7 +304,7 @@ def run_stacks(
     try:
         seeded = seed_app(stack.fakes, "mixed_max", scale.mixed_users)
         one = results["delivery"]["mixed_max"] = delivery_run(
-            ctx, seeded, tag="mixed_max", timeout=scale.timeout
+            ctx, seeded, tag="mixed_max", timeout=scale.timeout, wal_detail=True
         )
         progress(f"mixed on {scale.stacks} stacks")
         many = results["delivery"]["mixed_stacks"] = stacks_run(ctx, scale)

@@ -5,7 +5,7 @@ receipts, their attempts and the notifications left without deliveries), in batc
 `--batch` ids as a retention prune would: the backend's CPU (psutil on its process) and the
 WAL it wrote, per table and per delivery. Weighed against what partitioning by time would
 cost every statement, this is the figure that says whether partitioning pays (bench/README.md,
-sixth pass). WAL is the whole server's: other databases' writes meanwhile count too.
+sixth pass). WAL is this database's own records (pg_walinspect), the server's beside it.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from typing import Any
 
 import psutil
 import psycopg
+
+from bench.stack import pg_wal_of_database
 
 # Children before parents, as the foreign keys require; each selects the ids of one batch.
 STEPS = [
@@ -68,11 +70,13 @@ def measure(url: str, batch: int = 5000) -> dict[str, Any]:
                     conn.execute(f"DELETE FROM {table} WHERE id = ANY(%s)", [ids])  # noqa: S608
                 rows += len(ids)
             cpu1, wal1 = _state(conn, backend)
+            mine = pg_wal_of_database(url, wal0, wal1) if rows else None
             out[table] = {
                 "rows": rows,
                 "seconds": round(time.monotonic() - started, 2),
                 "cpu_ms_per_row": round((cpu1 - cpu0) * 1000 / rows, 4) if rows else None,
-                "wal_bytes_per_row": round((wal1 - wal0) / rows, 1) if rows else None,
+                "wal_bytes_per_row": round(mine["bytes"] / rows, 1) if mine else None,
+                "server_wal_bytes_per_row": round((wal1 - wal0) / rows, 1) if rows else None,
             }
     deliveries = out["push_delivery"]["rows"]
     if deliveries:

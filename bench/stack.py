@@ -541,7 +541,8 @@ def pg_wal_of_database(database_url: str, start: int, end: int) -> dict[str, int
     the extension cannot be created or the WAL was already recycled.
     """
     try:
-        with _held(database_url).transaction() as tx:
+        # A connection of its own: WalReader calls this from a thread.
+        with _held(database_url + "?application_name=bench-wal").transaction() as tx:
             conn = tx.connection
             conn.execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
             oid = conn.execute(
@@ -555,6 +556,45 @@ def pg_wal_of_database(database_url: str, start: int, end: int) -> dict[str, int
     except psycopg.Error:
         return None
     return dict(zip(("records", "bytes", "fpi_bytes"), map(int, row), strict=True))
+
+
+class WalReader:
+    """This database's WAL records, read as they are written (every `interval` s, a thread).
+
+    A shared server checkpoints often and removes WAL segments soon after: a minute-long run's
+    WAL is no longer there to read at its end. `stop()` returns the sum, or None if any read
+    failed (the segment was gone already).
+    """
+
+    def __init__(self, database_url: str, interval: float = 2.0) -> None:
+        self.url, self.interval = database_url, interval
+        self.total: dict[str, int] | None = {"records": 0, "bytes": 0, "fpi_bytes": 0}
+        self._stop = threading.Event()
+        self._last = pg_wal(database_url)["wal_bytes"]
+        self._thread = threading.Thread(target=self._loop, name="bench-wal", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        now = pg_wal(self.url)["wal_bytes"]
+        if now <= self._last or self.total is None:
+            return
+        part = pg_wal_of_database(self.url, self._last, now)
+        self._last = now
+        if part is None:
+            self.total = None
+            return
+        for key in self.total:
+            self.total[key] += part[key]
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._read()
+
+    def stop(self) -> dict[str, int] | None:
+        self._stop.set()
+        self._thread.join(60)
+        self._read()
+        return self.total
 
 
 def wal_background(database_url: str, seconds: float = 3.0) -> float:
