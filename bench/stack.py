@@ -496,18 +496,23 @@ class Sampler:
             }
 
 
+def _stats(url: str, sql: str, params: list[Any] | None = None) -> list[tuple]:
+    """Rows of a statistics view, read afresh (a transaction's first read caches them)."""
+    with _held(url).transaction() as tx:
+        tx.connection.execute("SELECT pg_stat_clear_snapshot()")
+        return tx.connection.execute(sql, params).fetchall()
+
+
 def pg_counters(database_url: str) -> dict[str, int]:
     """Transactions and rows touched in the database so far (pg_stat_database)."""
     admin = urlsplit(database_url)._replace(path="/postgres").geturl()
     name = urlsplit(database_url).path.lstrip("/")
-    with _held(admin).transaction() as tx:
-        conn = tx.connection
-        conn.execute("SELECT pg_stat_clear_snapshot()")
-        row = conn.execute(
-            "SELECT xact_commit, xact_rollback, tup_inserted, tup_updated, tup_deleted,"
-            " tup_fetched FROM pg_stat_database WHERE datname = %s",
-            [name],
-        ).fetchone()
+    (row,) = _stats(
+        admin,
+        "SELECT xact_commit, xact_rollback, tup_inserted, tup_updated, tup_deleted,"
+        " tup_fetched FROM pg_stat_database WHERE datname = %s",
+        [name],
+    )
     keys = ("commits", "rollbacks", "inserted", "updated", "deleted", "fetched")
     return dict(zip(keys, row, strict=True))
 
@@ -519,13 +524,11 @@ def pg_wal(database_url: str) -> dict[str, int]:
     too (`wal_background` measures them when nothing of the benchmark runs).
     """
     admin = urlsplit(database_url)._replace(path="/postgres").geturl()
-    with _held(admin).transaction() as tx:
-        conn = tx.connection
-        conn.execute("SELECT pg_stat_clear_snapshot()")
-        row = conn.execute(
-            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint, wal_records, wal_fpi"
-            " FROM pg_stat_wal"
-        ).fetchone()
+    (row,) = _stats(
+        admin,
+        "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint, wal_records, wal_fpi"
+        " FROM pg_stat_wal",
+    )
     return dict(zip(("wal_bytes", "wal_records", "wal_fpi"), map(int, row), strict=True))
 
 
@@ -606,13 +609,10 @@ def wal_background(database_url: str, seconds: float = 3.0) -> float:
 
 def pg_tables(database_url: str) -> dict[str, dict[str, int]]:
     """Rows inserted, updated (HOT among them) and deleted so far, per table of the database."""
-    with _held(database_url).transaction() as tx:
-        conn = tx.connection
-        conn.execute("SELECT pg_stat_clear_snapshot()")
-        rows = conn.execute(
-            "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del"
-            " FROM pg_stat_user_tables"
-        ).fetchall()
+    rows = _stats(
+        database_url,
+        "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del FROM pg_stat_user_tables",
+    )
     keys = ("inserted", "updated", "hot_updated", "deleted")
     return {name: dict(zip(keys, values, strict=True)) for name, *values in rows}
 
