@@ -265,7 +265,8 @@ class Stack:
         command += ["--workers", str(self.web_workers), "--bind", f"127.0.0.1:{port}"]
         command += ["--config", config, "--backlog", "2048"]
         pool = 0 if self.web_server == "sync" else self.web_db_pool  # sync: as at 33c1b55
-        env = self.env() | {"DB_POOL_MAX_SIZE": str(pool)}
+        # asgi: keymaster/gunicorn_conf.py sets DB_POOL_MAX_SIZE from WEB_DB_POOL_SIZE.
+        env = self.env() | {"DB_POOL_MAX_SIZE": str(pool), "WEB_DB_POOL_SIZE": str(pool)}
         self.web = self._spawn("gunicorn", command, env)
         self.web_url = f"http://127.0.0.1:{port}"
         wait_http(f"{self.web_url}/healthz", "gunicorn", proc=self.web)
