@@ -2,13 +2,15 @@
 
 Under the Procfile's ASGI server each request's sync code runs in a thread of its own; with
 persistent connections (CONN_MAX_AGE > 0) each request opened a connection that outlived it,
-hundreds at once from a few workers (bench/README.md, items 26 and 31). The server is started
+hundreds at once from a few workers (bench/README.md, items 26 and 32). The server is started
 exactly as the Procfile says, with no pool setting of ours: a few hundred requests over a few
 connections, and the database must never see more of the server's backends than its pools hold.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +24,7 @@ from django.conf import settings
 from accounts.tokens import client_token_issue
 from tests.factories import enable_push, enroll, fcm_device, make_app, make_user
 from tests.webserver import free_port, procfile_web_command, serving
-from tests.workers import worker_env
+from tests.workers import ROOT, worker_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -110,3 +112,44 @@ def test_a_few_hundred_requests_stay_within_the_pool(tmp_path: Path, providers):
     assert 202 in statuses
     assert 0 < sampler.peak <= WORKERS * POOL_DEFAULT, sampler.peak
     assert after <= WORKERS * POOL_DEFAULT, after
+
+
+PREPARED_PROBE = """
+import json
+import django
+from django.db import connection
+
+django.setup()
+seen = []
+for n in range(7):  # seven requests: each checks the one pooled connection out and back in
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relname FROM pg_class WHERE oid = %s", [n])
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements")
+        seen.append([backend, cursor.fetchone()[0]])
+    connection.close()  # what request_finished does with CONN_MAX_AGE=0: back to the pool
+print(json.dumps({"pooled": connection.pool is not None, "seen": seen}))
+"""
+
+
+def test_prepared_statements_outlive_a_request_on_a_pooled_connection(tmp_path: Path):
+    """DB_SERVER_SIDE_BINDING on a pooled connection: what one request prepared, the next runs."""
+    env = worker_env({"DB_POOL_MAX_SIZE": "1", "DJANGO_SETTINGS_MODULE": "keymaster.settings"})
+    env.pop("DB_SERVER_SIDE_BINDING", None)  # the default: on
+    probe = subprocess.run(
+        [sys.executable, "-c", PREPARED_PROBE],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    result = json.loads(probe.stdout.strip().splitlines()[-1])
+    assert result["pooled"]
+    backends = {backend for backend, _ in result["seen"]}
+    assert len(backends) == 1, backends  # the same connection each time, not a new one
+    prepared = [count for _, count in result["seen"]]
+    assert prepared[:5] == [0] * 5  # prepared after 5 runs (prepare_threshold)
+    assert prepared[-1] >= 3, prepared  # and still prepared after being given back twice
