@@ -40,6 +40,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every message count")
     parser.add_argument("--minutes", type=float, default=10.0, help="soak length")
     parser.add_argument("--rate", type=float, help="soak rate (default: 50%% of the maximum)")
+    parser.add_argument(
+        "--stacks", type=int, default=1, help="also run the mixed run on N stacks, one database"
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="py-spy the workers in the mixed max-rate run"
+    )
+    parser.add_argument(
+        "--web-server",
+        choices=["asgi", "sync"],
+        default="asgi",
+        help="gunicorn's asyncio worker (production) or the sync worker of before issue 22",
+    )
+    parser.add_argument(
+        "--web-db-pool",
+        type=int,
+        default=4,
+        help="DB_POOL_MAX_SIZE per web process (0: a connection per thread, per request on ASGI)",
+    )
     parser.add_argument("--out", type=Path, help="results directory (default bench/results)")
     parser.add_argument(
         "--name", help="results file stem (default: the date, -2, -3... if taken that day)"
@@ -63,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         changes["q_workers"] = args.q_workers
     if args.mode == "soak":
         changes["keep_received"] = 1000
+    changes |= {"stacks": args.stacks, "profile": args.profile, "web_server": args.web_server}
+    changes["web_db_pool"] = args.web_db_pool
     scale = dataclasses.replace(scale, **changes)
     workdir = ROOT / "artifacts" / "bench" / time.strftime("%Y%m%d-%H%M%S")
     started = time.monotonic()

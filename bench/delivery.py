@@ -18,14 +18,16 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from django.utils import timezone
 from standardwebhooks import Webhook
 
 from bench import load, sqlcount
+from bench.profile import Profiler, per_message
 from bench.seed import SeededApp
-from bench.stack import Sampler, Stack, pg_counters
+from bench.stack import Sampler, Stack, WalReader, pg_counters, pg_tables, pg_wal
 from push.models import (
     Delivery,
     DeliveryStatus,
@@ -53,22 +55,39 @@ class Context:
 class Meter:
     """CPU per process group, SQL statements and PostgreSQL counters between start and stop."""
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, wal_detail: bool = False) -> None:
         self.ctx = ctx
+        self.wal_detail = wal_detail  # read this database's own WAL records (pg_walinspect)
 
     def __enter__(self) -> Meter:
         self.ctx.sampler.reset_peaks()
         self._cpu = self.ctx.sampler.mark()
         self._pg = pg_counters(self.ctx.stack.database_url)
+        self._wal = pg_wal(self.ctx.stack.database_url)
+        self._reader = WalReader(self.ctx.stack.database_url) if self.wal_detail else None
+        self._tables = pg_tables(self.ctx.stack.database_url)
         self._sql = sqlcount.total(self.ctx.stack.sql_dir)
         self._t = time.monotonic()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.seconds = time.monotonic() - self._t
-        time.sleep(sqlcount.INTERVAL + 0.2)  # let every process write its statement count
+        # Let every process write its statement count, and every backend flush its table
+        # counters (PostgreSQL 15 flushes a backend's pending statistics at most once a second).
+        time.sleep(max(sqlcount.INTERVAL + 0.2, 1.2))
         cpu = self.ctx.sampler.mark()
-        pg = pg_counters(self.ctx.stack.database_url)
+        url = self.ctx.stack.database_url
+        pg = pg_counters(url)
+        wal, tables = pg_wal(url), pg_tables(url)
+        self.wal = {k: wal[k] - self._wal[k] for k in wal}
+        if self._reader is not None:
+            self.wal["database"] = self._reader.stop()
+        self.tables = {}
+        for name, now in tables.items():
+            before = self._tables.get(name, {})
+            change = {k: v - before.get(k, 0) for k, v in now.items()}
+            if any(change.values()):
+                self.tables[name] = change
         self.cpu = {k: round(cpu.get(k, 0) - self._cpu.get(k, 0), 3) for k in cpu}
         self.pg = {k: pg[k] - self._pg[k] for k in pg}
         self.sql = sqlcount.total(self.ctx.stack.sql_dir) - self._sql
@@ -88,15 +107,60 @@ class Meter:
                 round(self.pg["commits"] / notifications, 2) if notifications else None
             ),
             "peak_rss_mb": self.peaks,
+            "wal": self.wal,
+            "tables": self.tables,
+            "per_delivered_message": self.per_message(messages),
+        }
+
+    def per_message(self, messages: int) -> dict[str, Any]:
+        """The capacity model's inputs: what PostgreSQL does per delivered message.
+
+        Statements are those Django ran (COPY bypasses its cursor wrapper); rows written and
+        commits are this database's (pg_stat_database); WAL is the whole server's, so other
+        databases' writes meanwhile are in it (the run's `wal_background_bytes_per_second`,
+        measured before it, estimates them).
+        """
+        if not messages:
+            return {}
+        written = self.pg["inserted"] + self.pg["updated"] + self.pg["deleted"]
+        return {
+            "statements": round(self.sql / messages, 3),
+            "commits": round(self.pg["commits"] / messages, 3),
+            "rows_written": round(written / messages, 3),
+            "rows_inserted": round(self.pg["inserted"] / messages, 3),
+            "rows_updated": round(self.pg["updated"] / messages, 3),
+            "rows_deleted": round(self.pg["deleted"] / messages, 3),
+            "rows_fetched": round(self.pg["fetched"] / messages, 3),
+            "wal_bytes": round(self.wal["wal_bytes"] / messages, 1),
+            "wal_bytes_database": (
+                round(self.wal["database"]["bytes"] / messages, 1)
+                if self.wal.get("database")
+                else None
+            ),
+            "wal_records": round(self.wal["wal_records"] / messages, 2),
+            "postgres_cpu_ms": round(self.cpu.get("postgres", 0) * 1000 / messages, 4),
+            "keymaster_cpu_ms": round(
+                sum(self.cpu.get(k, 0) for k in ("web", "workers", "postgres")) * 1000 / messages,
+                4,
+            ),
         }
 
 
 def send_users(
-    ctx: Context, seeded: SeededApp, users: list[str], *, rate: float | None, burst: int, tag: str
+    ctx: Context,
+    seeded: SeededApp,
+    users: list[str],
+    *,
+    rate: float | None,
+    burst: int,
+    tag: str,
+    web_urls: list[str] | None = None,
 ) -> dict[str, Any]:
     """Send one notification to each of `users` with bulk sends of `burst` users.
 
     With `rate` None, as fast as two clients can; else paced at `rate` notifications a second.
+    With several `web_urls` (one per stack), the users are split between them, two clients
+    each, all at once: each stack takes its share of the sends, as behind a load balancer.
     """
     chunks = [users[i : i + burst] for i in range(0, len(users), burst)]
 
@@ -105,7 +169,9 @@ def send_users(
         return json.dumps(content).encode()
 
     url = f"{ctx.stack.web_url}/push/send/bulk"
-    if rate is None:
+    if web_urls and len(web_urls) > 1 and rate is None:
+        shots, elapsed = _split_closed_loop(web_urls, seeded.token, body, len(chunks))
+    elif rate is None:
         shots, elapsed = load.closed_loop(url, seeded.token, body, concurrency=2, count=len(chunks))
     else:
         shots, elapsed = load.open_loop(
@@ -114,6 +180,33 @@ def send_users(
     summary = load.summarize(shots, elapsed, burst)
     summary["accepted_notifications"] = sum(len(s.body.get("notification_ids", [])) for s in shots)
     return summary
+
+
+def _split_closed_loop(
+    web_urls: list[str], token: str, body: Any, count: int
+) -> tuple[list[load.Shot], float]:
+    """Chunks i, i+n, i+2n... to stack i; every stack's clients at once."""
+    import threading
+
+    n = len(web_urls)
+    results: list[tuple[list[load.Shot], float]] = [([], 0.0)] * n
+
+    def one(k: int) -> None:
+        mine = list(range(k, count, n))
+        results[k] = load.closed_loop(
+            f"{web_urls[k]}/push/send/bulk",
+            token,
+            lambda i: body(mine[i]),
+            concurrency=2,
+            count=len(mine),
+        )
+
+    threads = [threading.Thread(target=one, args=(k,)) for k in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return [s for shots, _ in results for s in shots], max(e for _, e in results)
 
 
 def wait_done(
@@ -385,14 +478,26 @@ def delivery_run(
     burst: int = 500,
     faults: dict[str, Any] | None = None,
     timeout: float = 600,
+    web_urls: list[str] | None = None,
+    profile: Path | None = None,
+    wal_detail: bool = False,
 ) -> dict[str, Any]:
-    """Send to every seeded user, wait for every receipt, and account for every message."""
+    """Send to every seeded user, wait for every receipt, and account for every message.
+
+    `web_urls`: send through these stacks' web servers (`--stacks N`); `profile`: record a
+    py-spy profile of the workers into this file meanwhile (`--profile`).
+    """
     ctx.stack.fakes.reset()
     if faults:
         ctx.stack.fakes.set_faults(**faults)
     started = timezone.now()
-    with Meter(ctx) as meter:
-        accept = send_users(ctx, seeded, seeded.user_ids, rate=rate, burst=burst, tag=tag)
+    profiler = None
+    if profile is not None and ctx.stack.workers is not None:
+        profiler = Profiler(ctx.stack.workers.pid, profile).start()
+    with Meter(ctx, wal_detail=wal_detail) as meter:
+        accept = send_users(
+            ctx, seeded, seeded.user_ids, rate=rate, burst=burst, tag=tag, web_urls=web_urls
+        )
         done = wait_done(
             seeded,
             timeout=timeout,
@@ -400,6 +505,7 @@ def delivery_run(
             fakes=ctx.stack.fakes,
             since=started,
         )
+        profiled = profiler.stop() if profiler is not None else None
     result = account(seeded, collect(ctx, seeded))
     if faults:
         ctx.stack.fakes.reset()
@@ -414,6 +520,11 @@ def delivery_run(
         cost=meter.cost(delivered, result["notifications"]),
         seconds=round(meter.seconds, 2),
     )
+    if profiled is not None:
+        workers_ms = result["cost"]["cpu_ms_per_message"].get("workers")
+        result["profile"] = {**profiled, "ms_per_message": per_message(profiled, workers_ms)}
+    if web_urls:
+        result["stacks"] = len(web_urls)
     if done["timed_out"]:
         result["ok"] = False
     return result

@@ -23,7 +23,16 @@ from bench import load, report
 from bench.delivery import Context, collect, delivery_run, wait_done
 from bench.phases import accept_phase, rival_run, rival_spec
 from bench.seed import seed_app
-from bench.stack import Sampler, Stack, database_recreate, dump, git_commit, machine, versions
+from bench.stack import (
+    Sampler,
+    Stack,
+    database_recreate,
+    dump,
+    git_commit,
+    machine,
+    versions,
+    wal_background,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -58,6 +67,12 @@ class Scale:
     floor_users: int = 10_000
     keep_received: int | None = None
     timeout: float = 600
+    stacks: int = 1  # > 1: the mixed run again on that many stacks on one database
+    profile: bool = False  # py-spy on the workers during the mixed maximum-rate run
+    web_server: str = "asgi"  # "sync": the sync gunicorn worker of before issue 22
+    # DB_POOL_MAX_SIZE of each web process. Under ASGI, 0 opens a connection per request:
+    # hundreds at once at 400 req/s, more than a shared server allows (bench/README.md).
+    web_db_pool: int = 4
 
 
 SOAK_SAMPLE_SECONDS = 10.0  # the soak reads every web and worker process's RSS this often
@@ -144,6 +159,8 @@ def _start(scale: Scale, database_url: str, workdir: Path) -> tuple[Stack, Conte
         workdir=workdir,
         settings_env=settings_env(),
         keep_received=scale.keep_received,
+        web_server=scale.web_server,
+        web_db_pool=scale.web_db_pool,
     )
     try:
         stack.start_fakes()
@@ -181,7 +198,23 @@ def run(scale: Scale, *, database_url: str, workdir: Path, progress: Any = print
         ):
             progress(f"delivery: {key} ({users} users)")
             seeded = seed_app(fakes, key, users, fcm=fcm, webpush=webpush)
-            runs[key] = delivery_run(ctx, seeded, tag=key, timeout=scale.timeout)
+            background = wal_background(database_url) if key == "mixed_max" else None
+            profiled = key == "mixed_max" and scale.profile
+            profile = workdir / "mixed_max-pyspy.txt" if profiled else None
+            runs[key] = delivery_run(
+                ctx,
+                seeded,
+                tag=key,
+                timeout=scale.timeout,
+                profile=profile,
+                wal_detail=key == "mixed_max",
+            )
+            if background is not None:
+                runs[key]["cost"]["wal_background_bytes_per_second"] = background
+        if scale.stacks > 1:
+            progress(f"delivery: mixed on {scale.stacks} stacks ({scale.mixed_users} users)")
+            runs["mixed_stacks"] = stacks_run(ctx, scale)
+            results["stacks"] = stacks_summary(runs["mixed_max"], runs["mixed_stacks"])
         max_notifications = (runs["mixed_max"]["pipeline"]["per_second"] or 2) / 2
         rate = scale.half_rate or round(max_notifications / 2, 1)
         users = max(scale.half_burst, int(rate * scale.half_seconds))
@@ -216,6 +249,70 @@ def run(scale: Scale, *, database_url: str, workdir: Path, progress: Any = print
         part.get("ok", True)
         for part in (results.get("accept", {}), *results.get("delivery", {}).values())
     )
+    return results
+
+
+def stacks_run(ctx: Context, scale: Scale) -> dict[str, Any]:
+    """The mixed maximum-rate run on `scale.stacks` stacks at once, one PostgreSQL under all.
+
+    The stacks after the first are started for this run and stopped after it: every other run
+    measures one stack alone. Each web server takes its share of the bulk sends; every
+    cluster's workers take whatever the queue holds, whoever accepted it.
+    """
+    stack = ctx.stack
+    stack.start_more(scale.stacks - 1)
+    try:
+        urls = [stack.web_url, *(other.web_url for other in stack.others)]
+        seeded = seed_app(stack.fakes, "mixed_stacks", scale.mixed_users)
+        # Bulk sends of 500 users, as the one-stack run; fewer when the run is too small to
+        # give every stack's two clients a few requests (the smoke test).
+        burst = max(1, min(500, scale.mixed_users // (4 * scale.stacks)))
+        return delivery_run(
+            ctx,
+            seeded,
+            tag="mixed_stacks",
+            timeout=scale.timeout,
+            web_urls=urls,
+            burst=burst,
+            wal_detail=True,
+        )
+    finally:
+        stack.stop_more()
+
+
+def stacks_summary(one: dict[str, Any], many: dict[str, Any]) -> dict[str, Any]:
+    """N stacks against one: combined throughput and the correctness of the N-stack run."""
+    rate_one, rate_many = one["pipeline"]["per_second"], many["pipeline"]["per_second"]
+    return {
+        "stacks": many.get("stacks"),
+        "one_stack_per_second": rate_one,
+        "combined_per_second": rate_many,
+        "ratio": round(rate_many / rate_one, 2) if rate_one and rate_many else None,
+        "lost": many["problems"].get("lost", 0),
+        "duplicated": many["problems"].get("duplicated_at_provider", 0),
+        "ok": many["ok"],
+        "cpu_ms_per_message": many["cost"]["cpu_ms_per_message"],
+    }
+
+
+def run_stacks(
+    scale: Scale, *, database_url: str, workdir: Path, progress: Any = print
+) -> dict[str, Any]:
+    """Only the mixed run on one stack and then on `scale.stacks` (the `--stacks` smoke test)."""
+    stack, ctx = _start(scale, database_url, workdir)
+    results: dict[str, Any] = {"meta": _meta(scale, database_url), "delivery": {}}
+    try:
+        seeded = seed_app(stack.fakes, "mixed_max", scale.mixed_users)
+        one = results["delivery"]["mixed_max"] = delivery_run(
+            ctx, seeded, tag="mixed_max", timeout=scale.timeout, wal_detail=True
+        )
+        progress(f"mixed on {scale.stacks} stacks")
+        many = results["delivery"]["mixed_stacks"] = stacks_run(ctx, scale)
+        results["stacks"] = stacks_summary(one, many)
+    finally:
+        ctx.sampler.stop()
+        stack.stop()
+    results["ok"] = all(run["ok"] for run in results["delivery"].values())
     return results
 
 

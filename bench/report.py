@@ -9,12 +9,14 @@ TARGETS = {
     "single_rps": 300,
     "single_p99_ms": 50,
     "bulk_nps": 8000,
-    "webpush_ps": 1000,
-    "fcm_ps": 2000,
+    "webpush_ps": 2000,
+    "fcm_ps": 2500,
     "e2e_p99_ms": 1000,
     "receipt_p99_ms": 2000,
     "peer_ratio": 3.0,
-    "floor_ratio": 0.5,
+    "floor_receipts_ratio": 0.6,  # the yardstick since issue 23 (the floor alone: none)
+    "cpu_ms_per_message": 0.5,  # web + workers + PostgreSQL, mixed maximum-rate run
+    "stacks_ratio": 0.9,  # N stacks on one PostgreSQL against one
 }
 
 
@@ -52,8 +54,8 @@ def headline(results: dict[str, Any]) -> list[tuple[str, str, str]]:
             )
     runs = results.get("delivery", {})
     for key, label, provider, target in (
-        ("webpush_only", "Web Push delivery (status + receipt)", "webpush", "≥ 1,000/s"),
-        ("fcm_only", "FCM delivery (status + receipt)", "fcm", "≥ 2,000/s"),
+        ("webpush_only", "Web Push delivery (status + receipt)", "webpush", "≥ 2,000/s"),
+        ("fcm_only", "FCM delivery (status + receipt)", "fcm", "≥ 2,500/s"),
     ):
         run = runs.get(key)
         if run:
@@ -74,6 +76,18 @@ def headline(results: dict[str, Any]) -> list[tuple[str, str, str]]:
                 f"(Web Push {_fmt(mixed['provider_per_second']['webpush'])}/s, "
                 f"FCM {_fmt(mixed['provider_per_second']['fcm'])}/s)",
                 "",
+            )
+        )
+    stacks = results.get("stacks")
+    if stacks:
+        rows.append(
+            (
+                f"mixed on {stacks['stacks']} stacks, one PostgreSQL",
+                f"{_fmt(stacks['combined_per_second'])} deliveries/s combined vs "
+                f"{_fmt(stacks['one_stack_per_second'])} on one stack: "
+                f"{_fmt(stacks['ratio'], 2)}×; lost {stacks['lost']}, "
+                f"duplicated {stacks['duplicated']}",
+                "≥ 0.9×, 0 / 0",
             )
         )
     half = runs.get("mixed_half")
@@ -99,7 +113,9 @@ def headline(results: dict[str, Any]) -> list[tuple[str, str, str]]:
                 "every state right",
             )
         )
-    for name, target in (("peer", "≥ 3×"), ("floor", "≥ 0.5×"), ("floor_receipts", "")):
+    # The yardstick since issue 23 is floor + receipts: the floor alone sends no receipt, which
+    # the guide requires, so no sender that keeps the contract can reach 0.5× of it on FCM.
+    for name, target in (("peer", "≥ 3×"), ("floor", ""), ("floor_receipts", "≥ 0.6×")):
         ratio = results.get("ratios", {}).get(name)
         if ratio:
             rows.append(
@@ -135,6 +151,28 @@ def headline(results: dict[str, Any]) -> list[tuple[str, str, str]]:
                 "",
             )
         )
+        own = sum(per.get(k) or 0 for k in ("web", "workers", "postgres"))
+        rows.append(
+            (
+                "CPU ms per delivered message in Keymaster (web + workers + PostgreSQL)",
+                f"{_fmt(own, 3)} ms",
+                "≤ 0.5 ms",
+            )
+        )
+        rows += _capacity_rows(cost)
+        profile = (runs.get("mixed_max") or {}).get("profile")
+        if profile and profile.get("share"):
+            ms = profile.get("ms_per_message", {})
+            rows.append(
+                (
+                    f"worker CPU by step (py-spy, {profile['samples']:,} samples)",
+                    ", ".join(
+                        f"{step} {share * 100:.0f}% ({_fmt(ms.get(step), 3)} ms)"
+                        for step, share in profile["share"].items()
+                    ),
+                    "",
+                )
+            )
         rows.append(
             (
                 "SQL per notification (2 deliveries)",
@@ -149,6 +187,43 @@ def headline(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     )
     if runs:
         rows.append(("lost / duplicated (all runs)", f"{lost} / {dup}", "0 / 0"))
+    return rows
+
+
+def _capacity_rows(cost: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """What PostgreSQL does per delivered message: the capacity model's inputs."""
+    per = cost.get("per_delivered_message")
+    if not per:
+        return []
+    rows = [
+        (
+            "PostgreSQL per delivered message",
+            f"{_fmt(per['statements'], 2)} statements, {_fmt(per['commits'], 3)} commits, "
+            f"{_fmt(per['rows_written'], 2)} rows written "
+            f"({_fmt(per['rows_inserted'], 2)} ins, {_fmt(per['rows_updated'], 2)} upd, "
+            f"{_fmt(per['rows_deleted'], 2)} del), "
+            f"{_fmt(per.get('wal_bytes_database'), 0)} WAL bytes of this database "
+            f"({_fmt(per['wal_bytes'], 0)} of the whole server), "
+            f"{_fmt(per['postgres_cpu_ms'], 3)} ms CPU",
+            "",
+        )
+    ]
+    tables = cost.get("tables") or {}
+    busiest = sorted(
+        tables.items(), key=lambda kv: -(kv[1]["inserted"] + kv[1]["updated"] + kv[1]["deleted"])
+    )[:4]
+    if busiest:
+        rows.append(
+            (
+                "rows written by table (mixed run)",
+                ", ".join(
+                    f"{name} {t['inserted']:,} ins / {t['updated']:,} upd"
+                    f" ({t['hot_updated']:,} HOT) / {t['deleted']:,} del"
+                    for name, t in busiest
+                ),
+                "",
+            )
+        )
     return rows
 
 

@@ -174,8 +174,13 @@ class Stack:
         workdir: Path,
         settings_env: dict[str, str],
         keep_received: int | None = None,
+        web_server: str = "asgi",
+        sql_dir: Path | None = None,
+        web_db_pool: int = 0,
     ) -> None:
+        self.web_db_pool = web_db_pool
         self.database_url = database_url
+        self.web_server = web_server
         self.web_workers = web_workers
         self.q_workers = q_workers
         self.workdir = workdir
@@ -186,8 +191,11 @@ class Stack:
         self.workers: subprocess.Popen | None = None
         self.web_url = ""
         workdir.mkdir(parents=True, exist_ok=True)
-        self.sql_dir = Path(tempfile.mkdtemp(prefix="sql-", dir=workdir))
+        self.sql_dir = sql_dir or Path(tempfile.mkdtemp(prefix="sql-", dir=workdir))
         self._logs: list[Any] = []
+        # More stacks on the same database (`--stacks N`): their web and worker processes are
+        # sampled with this one's, as one more machine's would be.
+        self.others: list[Stack] = []
 
     # -- processes ---------------------------------------------------------------------------
 
@@ -241,12 +249,25 @@ class Stack:
         }
 
     def start_web(self) -> str:
-        """Start gunicorn (production's worker class) on an ephemeral port; return its URL."""
+        """Start gunicorn on an ephemeral port; return its URL.
+
+        `web_server` "asgi" is production's (keymaster/gunicorn_conf.py: the asyncio worker on
+        keymaster.asgi); "sync" is the sync worker on keymaster.wsgi that the benchmark ran
+        before issue 22 (33c1b55), kept to compare the accept phase of the two.
+        """
         port = free_port()
-        command = [sys.executable, "-m", "gunicorn", "keymaster.asgi:application"]
+        if self.web_server == "sync":
+            command = [sys.executable, "-m", "gunicorn", "keymaster.wsgi"]
+            config = "python:bench.gunicorn_sync_conf"
+        else:
+            command = [sys.executable, "-m", "gunicorn", "keymaster.asgi:application"]
+            config = "python:bench.gunicorn_conf"
         command += ["--workers", str(self.web_workers), "--bind", f"127.0.0.1:{port}"]
-        command += ["--config", "python:bench.gunicorn_conf", "--backlog", "2048"]
-        self.web = self._spawn("gunicorn", command, self.env())
+        command += ["--config", config, "--backlog", "2048"]
+        pool = 0 if self.web_server == "sync" else self.web_db_pool  # sync: as at 33c1b55
+        # asgi: keymaster/gunicorn_conf.py sets DB_POOL_MAX_SIZE from WEB_DB_POOL_SIZE.
+        env = self.env() | {"DB_POOL_MAX_SIZE": str(pool), "WEB_DB_POOL_SIZE": str(pool)}
+        self.web = self._spawn("gunicorn", command, env)
         self.web_url = f"http://127.0.0.1:{port}"
         wait_http(f"{self.web_url}/healthz", "gunicorn", proc=self.web)
         return self.web_url
@@ -270,8 +291,48 @@ class Stack:
         if self.workers is not None:
             os.killpg(self.workers.pid, signal.SIGCONT)
 
+    def start_more(self, count: int) -> list[Stack]:
+        """Start `count` more stacks (gunicorn + qcluster each) on this one's database and fakes.
+
+        Each is what one more machine would run: its own gunicorn and django-q2 process groups,
+        the same PostgreSQL. The fakes stand for the providers, so they are shared; each extra
+        stack's statement counts go to this one's directory (one file per process).
+        """
+        for _ in range(count):
+            other = Stack(
+                database_url=self.database_url,
+                web_workers=self.web_workers,
+                q_workers=self.q_workers,
+                workdir=self.workdir / f"stack-{len(self.others) + 2}",
+                settings_env=self.settings_env,
+                keep_received=self.keep_received,
+                web_server=self.web_server,
+                sql_dir=self.sql_dir,
+                web_db_pool=self.web_db_pool,
+            )
+            other.fakes = Fakes(  # the same providers; stop() leaves their processes alone
+                fcm=self.fakes.fcm,
+                webpush=self.fakes.webpush,
+                webhook=self.fakes.webhook,
+                service_account_file=self.fakes.service_account_file,
+            )
+            self.others.append(other)
+            try:
+                other.start_web()
+                other.start_workers()
+            except BaseException:
+                self.stop_more()
+                raise
+        return self.others[-count:] if count else []
+
+    def stop_more(self) -> None:
+        """Stop the stacks `start_more` started."""
+        while self.others:
+            self.others.pop().stop()
+
     def stop(self) -> None:
         """Stop every process this stack started (TERM, then KILL after 15 s)."""
+        self.stop_more()
         procs = [p for p in (self.workers, self.web, *self.fakes.procs.values()) if p]
         for proc in procs:
             if proc.poll() is None:
@@ -291,13 +352,20 @@ class Stack:
                 proc.wait(5)
         for log in self._logs:
             log.close()
+        if self.fakes.procs:  # the first stack, last to stop
+            connections_release()
 
     def groups(self) -> dict[str, Any]:
         """Process groups to sample: name -> callable returning the pids in it now."""
         fake_pids = {name: proc.pid for name, proc in self.fakes.procs.items()}
+
+        def trees(kind: str) -> list[int]:
+            procs = (getattr(s, kind) for s in (self, *self.others))
+            return [pid for proc in procs if proc for pid in _tree(proc.pid)]
+
         return {
-            "web": lambda: _tree(self.web.pid) if self.web else [],
-            "workers": lambda: _tree(self.workers.pid) if self.workers else [],
+            "web": lambda: trees("web"),
+            "workers": lambda: trees("workers"),
             "postgres": lambda: _backends(self.database_url),
             "fakes": lambda: [p for pid in fake_pids.values() for p in _tree(pid)],
             "harness": lambda: [os.getpid()],
@@ -315,14 +383,35 @@ def _tree(pid: int) -> list[int]:
 _backend_conn: dict[str, Any] = {}
 
 
+def _held(url: str) -> psycopg.Connection:
+    """One connection per URL, kept for the run: the server is shared, and its connection
+    slots can run out for a moment while other test suites start; a held one never needs one.
+    """
+    conn = _backend_conn.get(url)
+    for attempt in range(20):
+        if conn is not None and not conn.closed:
+            return conn
+        try:
+            conn = _backend_conn[url] = psycopg.connect(url, autocommit=True)
+        except psycopg.OperationalError:
+            if attempt == 19:
+                raise
+            time.sleep(0.5)
+    return conn
+
+
 def _backends(database_url: str) -> list[int]:
-    conn = _backend_conn.get(database_url)
-    if conn is None or conn.closed:
-        admin = urlsplit(database_url)._replace(path="/postgres").geturl()
-        conn = _backend_conn[database_url] = psycopg.connect(admin, autocommit=True)
+    conn = _held(urlsplit(database_url)._replace(path="/postgres").geturl())
     name = urlsplit(database_url).path.lstrip("/")
     rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [name]).fetchall()
-    return [row[0] for row in rows]
+    mine = {c.info.backend_pid for c in list(_backend_conn.values()) if not c.closed}
+    return [row[0] for row in rows if row[0] not in mine]  # the harness's own are not measured
+
+
+def connections_release() -> None:
+    """Close the connections the harness held (a test database must be droppable after)."""
+    while _backend_conn:
+        _backend_conn.popitem()[1].close()
 
 
 class Sampler:
@@ -336,6 +425,7 @@ class Sampler:
         self._rss: dict[str, dict[int, int]] = defaultdict(dict)  # latest rss per pid
         self._peak: dict[str, int] = defaultdict(int)  # peak summed rss per group
         self._peak_process: dict[str, int] = defaultdict(int)
+        self._peak_count: dict[str, int] = defaultdict(int)  # most processes at once
         self.series: list[dict[str, Any]] = []  # (time, {group: {pid: rss}}) for the soak
         self.keep_series = False
         self._stop = threading.Event()
@@ -376,6 +466,7 @@ class Sampler:
             with self._lock:
                 self._rss[name] = rss
                 self._peak[name] = max(self._peak[name], sum(rss.values()))
+                self._peak_count[name] = max(self._peak_count[name], len(rss))
                 if rss:
                     self._peak_process[name] = max(self._peak_process[name], max(rss.values()))
         if self.keep_series:
@@ -391,6 +482,7 @@ class Sampler:
         with self._lock:
             self._peak.clear()
             self._peak_process.clear()
+            self._peak_count.clear()
 
     def peaks_mb(self) -> dict[str, dict[str, float]]:
         """Peak RSS per group since the last reset: summed over its processes, and the largest."""
@@ -399,24 +491,131 @@ class Sampler:
                 name: {
                     "sum_mb": round(self._peak[name] / 2**20, 1),
                     "largest_process_mb": round(self._peak_process[name] / 2**20, 1),
+                    "most_processes": self._peak_count[name],  # postgres: connections
                 }
                 for name in self._peak
             }
+
+
+def _stats(url: str, sql: str, params: list[Any] | None = None) -> list[tuple]:
+    """Rows of a statistics view, read afresh (a transaction's first read caches them)."""
+    with _held(url).transaction() as tx:
+        tx.connection.execute("SELECT pg_stat_clear_snapshot()")
+        return tx.connection.execute(sql, params).fetchall()
 
 
 def pg_counters(database_url: str) -> dict[str, int]:
     """Transactions and rows touched in the database so far (pg_stat_database)."""
     admin = urlsplit(database_url)._replace(path="/postgres").geturl()
     name = urlsplit(database_url).path.lstrip("/")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute("SELECT pg_stat_clear_snapshot()")
-        row = conn.execute(
-            "SELECT xact_commit, xact_rollback, tup_inserted, tup_updated, tup_deleted,"
-            " tup_fetched FROM pg_stat_database WHERE datname = %s",
-            [name],
-        ).fetchone()
+    (row,) = _stats(
+        admin,
+        "SELECT xact_commit, xact_rollback, tup_inserted, tup_updated, tup_deleted,"
+        " tup_fetched FROM pg_stat_database WHERE datname = %s",
+        [name],
+    )
     keys = ("commits", "rollbacks", "inserted", "updated", "deleted", "fetched")
     return dict(zip(keys, row, strict=True))
+
+
+def pg_wal(database_url: str) -> dict[str, int]:
+    """The server's WAL position (bytes) and pg_stat_wal's records and full-page images.
+
+    Both are the whole server's, not this database's: other databases' writes meanwhile count
+    too (`wal_background` measures them when nothing of the benchmark runs).
+    """
+    admin = urlsplit(database_url)._replace(path="/postgres").geturl()
+    (row,) = _stats(
+        admin,
+        "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint, wal_records, wal_fpi"
+        " FROM pg_stat_wal",
+    )
+    return dict(zip(("wal_bytes", "wal_records", "wal_fpi"), map(int, row), strict=True))
+
+
+def _lsn(position: int) -> str:
+    return f"{position >> 32:X}/{position & 0xFFFFFFFF:X}"
+
+
+def pg_wal_of_database(database_url: str, start: int, end: int) -> dict[str, int] | None:
+    """The WAL records between two positions that touch this database's relations.
+
+    pg_walinspect (PostgreSQL 15's contrib) reads each record's block references, which name
+    the database; commit records name none and are left out (tens of bytes each). None when
+    the extension cannot be created or the WAL was already recycled.
+    """
+    try:
+        # A connection of its own: WalReader calls this from a thread.
+        with _held(database_url + "?application_name=bench-wal").transaction() as tx:
+            conn = tx.connection
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
+            oid = conn.execute(
+                "SELECT oid FROM pg_database WHERE datname = current_database()"
+            ).fetchone()[0]
+            row = conn.execute(
+                "SELECT count(*), coalesce(sum(record_length), 0), coalesce(sum(fpi_length), 0)"
+                " FROM pg_get_wal_records_info(%s::pg_lsn, %s::pg_lsn) WHERE block_ref LIKE %s",
+                [_lsn(start), _lsn(end), f"%/{oid}/%"],
+            ).fetchone()
+    except psycopg.Error:
+        return None
+    return dict(zip(("records", "bytes", "fpi_bytes"), map(int, row), strict=True))
+
+
+class WalReader:
+    """This database's WAL records, read as they are written (every `interval` s, a thread).
+
+    A shared server checkpoints often and removes WAL segments soon after: a minute-long run's
+    WAL is no longer there to read at its end. `stop()` returns the sum, or None if any read
+    failed (the segment was gone already).
+    """
+
+    def __init__(self, database_url: str, interval: float = 2.0) -> None:
+        self.url, self.interval = database_url, interval
+        self.total: dict[str, int] | None = {"records": 0, "bytes": 0, "fpi_bytes": 0}
+        self._stop = threading.Event()
+        self._last = pg_wal(database_url)["wal_bytes"]
+        self._thread = threading.Thread(target=self._loop, name="bench-wal", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        now = pg_wal(self.url)["wal_bytes"]
+        if now <= self._last or self.total is None:
+            return
+        part = pg_wal_of_database(self.url, self._last, now)
+        self._last = now
+        if part is None:
+            self.total = None
+            return
+        for key in self.total:
+            self.total[key] += part[key]
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._read()
+
+    def stop(self) -> dict[str, int] | None:
+        self._stop.set()
+        self._thread.join(60)
+        self._read()
+        return self.total
+
+
+def wal_background(database_url: str, seconds: float = 3.0) -> float:
+    """WAL bytes per second the server writes while the benchmark writes nothing."""
+    before = pg_wal(database_url)["wal_bytes"]
+    time.sleep(seconds)
+    return round((pg_wal(database_url)["wal_bytes"] - before) / seconds, 1)
+
+
+def pg_tables(database_url: str) -> dict[str, dict[str, int]]:
+    """Rows inserted, updated (HOT among them) and deleted so far, per table of the database."""
+    rows = _stats(
+        database_url,
+        "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del FROM pg_stat_user_tables",
+    )
+    keys = ("inserted", "updated", "hot_updated", "deleted")
+    return {name: dict(zip(keys, values, strict=True)) for name, *values in rows}
 
 
 def versions() -> dict[str, str]:

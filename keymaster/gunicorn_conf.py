@@ -2,14 +2,22 @@
 
 gunicorn's asyncio worker holds every connection in an event loop: a client sending its request
 a byte at a time (slowloris) costs a socket, never a worker, and Django's views run once the
-whole request is in. Each worker runs Django's sync views one at a time in one thread, like a
-sync worker, with its one database connection. Our subclass adds a deadline for the headers
-(keymaster/gunicorn_worker.py).
+whole request is in. Our subclass adds a deadline for the headers (keymaster/gunicorn_worker.py).
+
+Django's ASGI handler runs each request's sync code in a thread of its own, so requests in flight
+on one worker run side by side, and a persistent connection (CONN_MAX_AGE > 0) would be opened
+per request and kept until collected (Django ticket #33497): hundreds at once. Each web process
+therefore uses Django's psycopg pool instead, WEB_DB_POOL_SIZE connections (4 by default): a
+request takes one when it first queries and gives it back when it ends; a request that finds
+none free waits for one (up to 10 s). Set here, before any worker loads Django, so the qcluster
+workers and `manage.py` commands keep their persistent connections.
 """
 
 from __future__ import annotations
 
 import os
+
+os.environ["DB_POOL_MAX_SIZE"] = os.environ.get("WEB_DB_POOL_SIZE", "4")  # keymaster/settings.py
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "4"))

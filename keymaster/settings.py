@@ -123,6 +123,20 @@ else:
         DATABASES["default"].setdefault("OPTIONS", {}).update(
             server_side_binding=True, prepare_threshold=5
         )
+    # A bounded pool per process (Django's psycopg_pool option) instead of a connection per
+    # thread. Under the Procfile's ASGI server each request's sync code runs in a thread of its
+    # own, so per-thread persistent connections are opened per request and closed only when
+    # collected: 393 at once from 4 web processes in the benchmark (bench/README.md, sixth
+    # pass). 0 (the default): off, connections per thread as before. The web server turns it
+    # on for its own processes (keymaster/gunicorn_conf.py, WEB_DB_POOL_SIZE, 4); the qcluster
+    # workers, long-lived threads, keep their persistent connections.
+    if pool_size := env.int("DB_POOL_MAX_SIZE", default=0):
+        DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django: a pool replaces persistent ones
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1,
+            "max_size": pool_size,
+            "timeout": 10,
+        }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Nothing shared may live in one process's memory, so there is no per-process cache: quotas,

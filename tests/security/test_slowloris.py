@@ -9,11 +9,9 @@ answer, and the slow connections must still be open (held, not merely dropped).
 from __future__ import annotations
 
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -22,59 +20,19 @@ from django.conf import settings
 
 from accounts.tokens import client_token_issue
 from tests.factories import enable_push, enroll, fcm_device, make_app, make_user
-from tests.workers import ROOT, wait_until, worker_env
+from tests.webserver import answers, free_port, procfile_web_command, serving
+from tests.workers import worker_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 SLOW_CONNECTIONS = 20
 
 
-def procfile_web_command() -> list[str]:
-    """The Procfile's `web` command, through a shell as Procfile runners do, with our gunicorn."""
-    line = next(
-        line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:")
-    )
-    return ["/bin/sh", "-c", "exec " + line.removeprefix("web:").strip()]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-@contextmanager
-def _serving(command: list[str], env: dict[str, str], tmp_path: Path) -> Iterator[str]:
-    """Run the web server `command` (its own process group); yield its URL once it answers."""
-    with open(tmp_path / "web.log", "wb") as log:
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    url = f"http://127.0.0.1:{env['PORT']}"
-    try:
-        wait_until(lambda: _answers(f"{url}/healthz"), 60, "the Procfile's web server")
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 @pytest.fixture
 def server(tmp_path: Path, providers) -> Iterator[str]:
     env = worker_env(
         {
-            "PORT": str(_free_port()),
+            "PORT": str(free_port()),
             "WEB_CONCURRENCY": "1",
             "FCM_CREDENTIALS_FILE": settings.FCM_CREDENTIALS_FILE,
             "FCM_API_URL": settings.FCM_API_URL,
@@ -82,7 +40,7 @@ def server(tmp_path: Path, providers) -> Iterator[str]:
         }
     )
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
-    with _serving(procfile_web_command(), env, tmp_path) as url:
+    with serving(procfile_web_command(), env, tmp_path) as url:
         yield url
 
 
@@ -149,10 +107,10 @@ def test_twenty_slow_connections_do_not_starve_the_server(server):
 
 def test_a_connection_that_never_finishes_its_headers_is_closed(tmp_path, providers):
     """The header deadline (WEB_HEADER_TIMEOUT, 1 s here): the slot is given back."""
-    port = _free_port()
+    port = free_port()
     env = worker_env({"PORT": str(port), "WEB_CONCURRENCY": "1", "WEB_HEADER_TIMEOUT": "1"})
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
-    with _serving(procfile_web_command(), env, tmp_path) as url:
+    with serving(procfile_web_command(), env, tmp_path) as url:
         sock = socket.create_connection(("127.0.0.1", port), timeout=15)
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
         # Keep trickling: each byte well inside any idle timeout, never finishing the headers.
@@ -169,4 +127,4 @@ def test_a_connection_that_never_finishes_its_headers_is_closed(tmp_path, provid
             time.sleep(1)
         sock.close()
         assert closed_after is not None, "the server held a never-ending header for 12 s"
-        assert _answers(f"{url}/healthz")
+        assert answers(f"{url}/healthz")
