@@ -19,7 +19,7 @@ from typing import Any
 import psutil
 from django.conf import settings
 
-from bench import load, report
+from bench import audiences, load, report
 from bench.delivery import Context, collect, delivery_run, wait_done
 from bench.phases import accept_phase, rival_run, rival_spec
 from bench.seed import seed_app
@@ -58,6 +58,10 @@ class Scale:
     floor_users: int = 10_000
     keep_received: int | None = None
     timeout: float = 600
+    # bench.audiences: a broadcast to this many users; scheduled sends over a window (s).
+    broadcast_users: int = 100_000
+    scheduled_sends: int = 1000
+    scheduled_window: float = 60.0
 
 
 SOAK_SAMPLE_SECONDS = 10.0  # the soak reads every web and worker process's RSS this often
@@ -87,6 +91,9 @@ SMOKE = Scale(
     peer_users=10,
     floor_users=10,
     timeout=60,
+    broadcast_users=50,
+    scheduled_sends=20,
+    scheduled_window=3.0,
 )
 
 
@@ -195,6 +202,7 @@ def run(scale: Scale, *, database_url: str, workdir: Path, progress: Any = print
         runs["faults"] = delivery_run(
             ctx, seeded, tag="faults", faults=scale.fault_rates, timeout=scale.timeout
         )
+        results["audiences"] = audiences.run(ctx, scale, load_rate=rate, progress=progress)
         results["cost"] = runs["mixed_max"]["cost"]
         receipts = {
             "url": f"{fakes.webhook}/hooks/floor",
@@ -214,7 +222,11 @@ def run(scale: Scale, *, database_url: str, workdir: Path, progress: Any = print
         stack.stop()
     results["ok"] = all(
         part.get("ok", True)
-        for part in (results.get("accept", {}), *results.get("delivery", {}).values())
+        for part in (
+            results.get("accept", {}),
+            *results.get("delivery", {}).values(),
+            *results.get("audiences", {}).values(),
+        )
     )
     return results
 
