@@ -232,3 +232,24 @@ def summary(results: dict[str, Any]) -> str:
             f" problems={ {k: v for k, v in s['problems'].items() if v} }",
         ]
     )
+
+
+def headline(results: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The broadcast and schedule rows of the benchmark's table (bench.report.table)."""
+    parts = results.get("audiences")
+    if not parts:
+        return []
+    b, s = parts["broadcast"], parts["scheduled"]
+    fan, late = b.get("fan_out", {}), s["lateness_s"]
+    lost = {k: v for k, v in {**b["problems"], **s["problems"]}.items() if v}
+    return [
+        (f"broadcast to {b['users']:,}: API answer", f"{b['answer_seconds']} s", "≤ 1 s"),
+        ("broadcast fan-out", f"{fan.get('per_second')} notifications/s", "≥ 20,000/s"),
+        ("broadcast end to end (deliveries + receipts)", f"{b['end_to_end_per_second']}/s", "—"),
+        (
+            f"{s['scheduled']:,} scheduled over {s['window_seconds']:.0f} s, lateness p50 / p99",
+            f"{late['p50']} / {late['p99']} s",
+            "p99 ≤ 2 s",
+        ),
+        ("broadcast + scheduled: lost, duplicated", str(lost or 0), "0"),
+    ]
