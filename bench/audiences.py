@@ -174,7 +174,14 @@ def schedule_phase(
             "statuses": sorted({s.status for s in shots}),
             "count": len(shots),
         },
-        load={"rate": load_rate, "users": len(others), "accepted": loaded.get("accepted")},
+        # What the box delivered meanwhile: a load above it builds a backlog that scheduled
+        # sends wait behind (their deliveries are claimed oldest due first).
+        load={
+            "rate": load_rate,
+            "users": len(others),
+            "accepted_requests": loaded.get("accepted"),
+            "unanswered_requests": loaded.get("errors", {}).get("0", 0),
+        },
         lateness_s={
             "p50": _r(load.percentile(lateness, 50)),
             "p99": _r(load.percentile(lateness, 99)),
@@ -196,41 +203,49 @@ def _r(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
-def run(ctx: Context, scale: Any, *, load_rate: float, progress: Any = print) -> dict[str, Any]:
-    """Both phases, at `scale` (broadcast_users, scheduled_sends, scheduled_window)."""
-    progress(f"broadcast: {scale.broadcast_users} recipients")
-    broadcast = broadcast_phase(ctx, scale.broadcast_users, timeout=scale.timeout)
-    progress(
-        f"scheduled: {scale.scheduled_sends} sends over {scale.scheduled_window} s"
-        f" at {load_rate} notifications/s of other sends"
-    )
-    scheduled = schedule_phase(
-        ctx,
-        scale.scheduled_sends,
-        window=scale.scheduled_window,
-        load_rate=load_rate,
-        timeout=scale.timeout,
-    )
-    return {"broadcast": broadcast, "scheduled": scheduled}
+def run(
+    ctx: Context, scale: Any, *, load_rate: float, progress: Any = print, only: str = ""
+) -> dict[str, Any]:
+    """Both phases (or `only` one), at `scale` (broadcast_users, scheduled_sends, _window)."""
+    results: dict[str, Any] = {}
+    if only in ("", "broadcast"):
+        progress(f"broadcast: {scale.broadcast_users} recipients")
+        results["broadcast"] = broadcast_phase(ctx, scale.broadcast_users, timeout=scale.timeout)
+        progress(_broadcast_line(results["broadcast"]))
+    if only in ("", "scheduled"):
+        progress(
+            f"scheduled: {scale.scheduled_sends} sends over {scale.scheduled_window} s"
+            f" at {load_rate} notifications/s of other sends"
+        )
+        results["scheduled"] = schedule_phase(
+            ctx,
+            scale.scheduled_sends,
+            window=scale.scheduled_window,
+            load_rate=load_rate,
+            timeout=scale.timeout,
+        )
+        progress(_scheduled_line(results["scheduled"]))
+    return results
 
 
-def summary(results: dict[str, Any]) -> str:
-    """A few lines for the console."""
-    b, s = results["broadcast"], results["scheduled"]
+def _broadcast_line(b: dict[str, Any]) -> str:
     fan = b.get("fan_out", {})
+    return (
+        f"broadcast to {b['users']}: answered {b['status']} in {b['answer_seconds']} s;"
+        f" fan-out {fan.get('notifications')} notifications in {fan.get('seconds')} s"
+        f" = {fan.get('per_second')}/s; end to end {b['end_to_end_per_second']}/s"
+        f" ({b['pipeline']['finished_deliveries']} deliveries); ok={b['ok']}"
+        f" problems={ {k: v for k, v in b['problems'].items() if v} }"
+    )
+
+
+def _scheduled_line(s: dict[str, Any]) -> str:
     late = s["lateness_s"]
-    return "\n".join(
-        [
-            f"broadcast to {b['users']}: answered {b['status']} in {b['answer_seconds']} s;"
-            f" fan-out {fan.get('notifications')} notifications in {fan.get('seconds')} s"
-            f" = {fan.get('per_second')}/s; end to end {b['end_to_end_per_second']}/s"
-            f" ({b['pipeline']['finished_deliveries']} deliveries); ok={b['ok']}"
-            f" problems={ {k: v for k, v in b['problems'].items() if v} }",
-            f"scheduled {s['scheduled']} over {s['window_seconds']} s under"
-            f" {s['load']['rate']}/s: lateness p50 {late['p50']} s, p99 {late['p99']} s,"
-            f" max {late['max']} s; ok={s['ok']}"
-            f" problems={ {k: v for k, v in s['problems'].items() if v} }",
-        ]
+    return (
+        f"scheduled {s['scheduled']} over {s['window_seconds']} s under"
+        f" {s['load']['rate']}/s: lateness p50 {late['p50']} s, p99 {late['p99']} s,"
+        f" max {late['max']} s; ok={s['ok']}"
+        f" problems={ {k: v for k, v in s['problems'].items() if v} }"
     )
 
 
