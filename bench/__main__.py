@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
 
     scale = harness.SMOKE if args.mode == "smoke" else harness.Scale()
     counts = ("accept_users", "bulk_requests", "provider_users", "mixed_users", "fault_users")
+    counts += ("broadcast_users", "scheduled_sends")  # bench.audiences
     changes = {name: max(1, int(getattr(scale, name) * args.scale)) for name in counts}
     changes |= {"peer_users": max(1, int(scale.peer_users * args.scale))}
     changes |= {"floor_users": max(1, int(scale.floor_users * args.scale))}

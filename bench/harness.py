@@ -19,7 +19,7 @@ from typing import Any
 import psutil
 from django.conf import settings
 
-from bench import load, report
+from bench import audiences, load, report
 from bench.delivery import Context, collect, delivery_run, wait_done
 from bench.phases import accept_phase, rival_run, rival_spec
 from bench.seed import seed_app
@@ -73,6 +73,10 @@ class Scale:
     # DB_POOL_MAX_SIZE of each web process. Under ASGI, 0 opens a connection per request:
     # hundreds at once at 400 req/s, more than a shared server allows (bench/README.md).
     web_db_pool: int = 4
+    # bench.audiences: a broadcast to this many users; scheduled sends over a window (s).
+    broadcast_users: int = 100_000
+    scheduled_sends: int = 1000
+    scheduled_window: float = 60.0
 
 
 SOAK_SAMPLE_SECONDS = 10.0  # the soak reads every web and worker process's RSS this often
@@ -102,6 +106,9 @@ SMOKE = Scale(
     peer_users=10,
     floor_users=10,
     timeout=60,
+    broadcast_users=50,
+    scheduled_sends=20,
+    scheduled_window=3.0,
 )
 
 
@@ -228,6 +235,7 @@ def run(scale: Scale, *, database_url: str, workdir: Path, progress: Any = print
         runs["faults"] = delivery_run(
             ctx, seeded, tag="faults", faults=scale.fault_rates, timeout=scale.timeout
         )
+        results["audiences"] = audiences.run(ctx, scale, load_rate=rate, progress=progress)
         results["cost"] = runs["mixed_max"]["cost"]
         receipts = {
             "url": f"{fakes.webhook}/hooks/floor",
@@ -247,7 +255,11 @@ def run(scale: Scale, *, database_url: str, workdir: Path, progress: Any = print
         stack.stop()
     results["ok"] = all(
         part.get("ok", True)
-        for part in (results.get("accept", {}), *results.get("delivery", {}).values())
+        for part in (
+            results.get("accept", {}),
+            *results.get("delivery", {}).values(),
+            *results.get("audiences", {}).values(),
+        )
     )
     return results
 

@@ -229,7 +229,9 @@ def _capacity_rows(cost: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 def table(results: dict[str, Any]) -> str:
     """The headline rows as a Markdown table (printed and proposed for the README)."""
-    rows = headline(results)
+    from bench import audiences
+
+    rows = headline(results) + audiences.headline(results)
     lines = ["| measure | result | target |", "|---|---|---|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     return "\n".join(lines)

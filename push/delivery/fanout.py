@@ -16,10 +16,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from keymaster.outage import through_db_outage
+from push.delivery.fanout_sql import chunk_insert
 from push.models import Broadcast, BroadcastStatus, Device, Topic
 from push.services.broadcasts import (
     broadcast_audience,
@@ -28,6 +29,7 @@ from push.services.broadcasts import (
 )
 from push.services.notifications import (
     content_of,
+    deliveries_enqueue_due,
     deliveries_for,
     notification_new,
     notifications_insert,
@@ -37,18 +39,24 @@ logger = logging.getLogger(__name__)
 
 
 @through_db_outage
-def broadcast_fan_out(broadcast_id: str) -> int:
-    """Make the broadcast's remaining notifications, chunk by chunk; return how many."""
+def broadcast_fan_out(broadcast_id: str, *, set_based: bool | None = None) -> int:
+    """Make the broadcast's remaining notifications, chunk by chunk; return how many.
+
+    `set_based`: make each chunk in one SQL statement (push.delivery.fanout_sql), the default
+    on PostgreSQL, or through the ORM (the default elsewhere: SQLite).
+    """
     made = 0
     while True:
-        step = broadcast_fan_out_chunk(broadcast_id)
+        step = broadcast_fan_out_chunk(broadcast_id, set_based=set_based)
         if step is None:
             return made
         made += step
 
 
-def broadcast_fan_out_chunk(broadcast_id: str) -> int | None:
+def broadcast_fan_out_chunk(broadcast_id: str, *, set_based: bool | None = None) -> int | None:
     """Make the next chunk's notifications; None when there is nothing left to do here."""
+    if set_based is None:
+        set_based = connection.vendor == "postgresql"
     with transaction.atomic():
         # Waits while another task writes a chunk (a task handed out twice, a cancel), then
         # goes on from its cursor: skipping instead could leave the fan-out to the sweeper.
@@ -63,22 +71,25 @@ def broadcast_fan_out_chunk(broadcast_id: str) -> int | None:
         )
         if broadcast.cursor is not None:
             audience = audience.filter(user_id__gt=broadcast.cursor)
-        users = list(
-            audience.order_by("user_id").values_list("user_id", "muted")[
-                : settings.PUSH_BROADCAST_CHUNK
-            ]
-        )
+        audience = audience.order_by("user_id")[: settings.PUSH_BROADCAST_CHUNK]
         now = timezone.now()
-        if not users:
+        if set_based:
+            made, last_user, delivery_ids = chunk_insert(broadcast, audience, now)
+            deliveries_enqueue_due(delivery_ids, broadcast.send_at)
+        else:
+            users = list(audience.values_list("user_id", "muted"))
+            made, last_user = len(users), users[-1][0] if users else None
+            if users:
+                _notifications_make(broadcast, users, now)
+        if not made:
             broadcast.status, broadcast.completed_at = BroadcastStatus.DONE, now
             broadcast_settle_quota(broadcast)
             broadcast.save(update_fields=["status", "completed_at", "quota_taken", "updated_at"])
             logger.info("broadcast %s: fan-out done", broadcast.pk)
             return None
-        _notifications_make(broadcast, users, now)
-        broadcast.cursor, broadcast.updated_at = users[-1][0], now
+        broadcast.cursor, broadcast.updated_at = last_user, now
         broadcast.save(update_fields=["cursor", "updated_at"])
-    return len(users)
+    return made
 
 
 def _topic_id(broadcast: Broadcast) -> Any:

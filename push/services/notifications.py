@@ -289,4 +289,12 @@ def deliveries_queue(deliveries: list[Delivery]) -> None:
             later[send_at].append(delivery.id)
     deliveries_enqueue(now)
     for send_at, ids in later.items():
-        deliveries_enqueue_at(ids, send_at)
+        deliveries_enqueue_due(ids, send_at)
+
+
+def deliveries_enqueue_due(delivery_ids: list[int], send_at: datetime | None) -> None:
+    """Queue stored deliveries' work: now, or (`send_at`) invisible to workers until then."""
+    if send_at is None:
+        deliveries_enqueue(delivery_ids)
+    else:
+        deliveries_enqueue_at(delivery_ids, send_at)

@@ -73,8 +73,18 @@ def test_benchmark_smoke_loses_and_duplicates_nothing(tmp_path):
     assert receipted["fakes_counted"]["webhook_requests"] == 2 * users
     assert results["floor"]["fakes_counted"]["webhook_requests"] == 0
     assert set(results["ratios"]) == {"peer", "floor", "floor_receipts"}
+    # The broadcast and schedule phases (bench.audiences), tiny: every message accounted for.
+    broadcast, scheduled = results["audiences"]["broadcast"], results["audiences"]["scheduled"]
+    assert broadcast["status"] == 202 and broadcast["recipients"] == harness.SMOKE.broadcast_users
+    assert broadcast["fan_out"]["notifications"] == harness.SMOKE.broadcast_users
+    assert broadcast["pipeline"]["finished_deliveries"] == harness.SMOKE.broadcast_users
+    assert scheduled["lateness_s"]["count"] == harness.SMOKE.scheduled_sends
+    for phase in (broadcast, scheduled):
+        assert phase["problems"] == dict.fromkeys(phase["problems"], 0), phase["problems"]
+        assert phase["ok"]
     assert results["ok"]
     assert "| measure | result | target |" in report.table(results)
+    assert "broadcast fan-out" in report.table(results)
     written = harness.write(results, tmp_path, "smoke")
     assert json.loads(written.read_text())["meta"]["machine"]["cores"] >= 1
     assert all((tmp_path / name).stat().st_size > 0 for name in results["plots"])
