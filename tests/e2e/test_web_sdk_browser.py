@@ -168,11 +168,17 @@ def test_an_allowed_site_subscribes_shows_a_push_and_reports_the_click(
         "ServiceWorker.deliverPushMessage",
         {"origin": site, "registrationId": registration_id, "data": received.payload.decode()},
     )
-    shown = page.wait_for_function(
-        """() => navigator.serviceWorker.ready.then(r => r.getNotifications())
-            .then(list => list.length ? list.map(n => ({title: n.title, body: n.body,
-                  icon: n.icon, tag: n.tag, data: n.data})) : null)"""
-    ).json_value()
+    # Polled from here: the handler shows the notification some time after the push arrives.
+    shown = None
+    for _ in range(150):
+        shown = page.evaluate(
+            """() => navigator.serviceWorker.ready.then(r => r.getNotifications())
+                .then(list => list.length ? list.map(n => ({title: n.title, body: n.body,
+                      icon: n.icon, tag: n.tag, data: n.data})) : null)"""
+        )
+        if shown:
+            break
+        page.wait_for_timeout(100)
     assert shown == [
         {
             "title": "Shift approved",
