@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from standardwebhooks.webhooks import Webhook
 from stub_server import Reply, StubServer, api_error
 
 import keymaster_client
@@ -233,6 +234,9 @@ def test_verify_webhook_reads_the_body_from_stdin_and_headers_from_options(
 ) -> None:
     body = json.dumps(RECEIPT).encode()
 
+    sent_at = datetime.now(tz=timezone.utc).replace(microsecond=0)
+    standard = Webhook(SECRET).sign("msg_1", sent_at, body.decode())
+
     run = Run(
         stub,
         "verify-webhook",
@@ -240,6 +244,12 @@ def test_verify_webhook_reads_the_body_from_stdin_and_headers_from_options(
         SECRET,
         "-H",
         f"X-Keymaster-Signature: {signature(body)}",
+        "-H",
+        "webhook-id: msg_1",
+        "-H",
+        f"webhook-timestamp: {int(sent_at.timestamp())}",
+        "-H",
+        f"webhook-signature: {standard}",
         "--json",
         stdin=body,
     )
