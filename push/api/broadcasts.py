@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 
 from accounts.permissions import HasPushSendScope
 from accounts.tokens import ClientTokenAuthentication
+from keymaster import metrics
 from keymaster.errors import validated
 from keymaster.openapi import errors
 from push.selectors_scheduling import broadcast_summary
@@ -42,6 +43,7 @@ class BroadcastView(_ClientView):
         body = {"broadcast_id": accepted.broadcast_id, "recipients": accepted.recipients}
         if data["dry_run"]:
             return Response({**body, "dry_run": True}, status=200)
+        metrics.notifications_accepted("broadcast", accepted.recipients)
         return Response({**body, "broadcast_id": str(accepted.broadcast_id)}, status=202)
 
 
