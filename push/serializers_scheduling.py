@@ -139,6 +139,9 @@ class TopicMemberListOut(serializers.Serializer):
 
 
 class AppMuteIn(serializers.Serializer):
+    # A PATCH whose one field is required: drf-spectacular would make it optional (partial).
+    openapi_request_extra = {"required": ["muted"]}
+
     muted = StrictBooleanField()
 
 

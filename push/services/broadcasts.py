@@ -34,6 +34,7 @@ from push.models import (
     TopicMember,
 )
 from push.services.errors import PushDisabled
+from push.services.limits import payload_check, transports_of_platforms
 from push.services.notifications import (
     CONFIG_SECRETS,
     QuotaExceeded,
@@ -95,6 +96,9 @@ def broadcast_send(*, app: App, draft: BroadcastDraft, dry_run: bool = False) ->
     config = PushConfig.objects.filter(app=app).defer(*CONFIG_SECRETS).first()
     if config is None or not config.enabled:
         raise PushDisabled("Push notifications are not enabled for this app.")
+    # Measured before anything is stored or counted, as every send is (and in a dry run).
+    transports = transports_of_platforms(draft.platforms)
+    payload_check([draft], [transports], track_opens=config.track_opens)
     topic_id = None
     if draft.topic:
         topic_id = Topic.objects.filter(app=app, name=draft.topic).values_list("id", flat=True)
