@@ -23,8 +23,7 @@ from django.utils import timezone
 from accounts.models import App, Enrollment
 from keymaster.bulk import objects_insert
 from keymaster.ratelimit import Take, counter_preview, counter_take
-from push.delivery.queue import deliveries_enqueue
-from push.delivery.scheduled import deliveries_enqueue_at
+from push.delivery.queue import deliveries_enqueue, deliveries_enqueue_at
 from push.models import (
     MAX_TTL,
     Delivery,
