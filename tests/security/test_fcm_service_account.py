@@ -15,10 +15,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from push.runtime import runtime_reset
 
 from fakes.fcm import new_service_account
 from keymaster.errors import InvalidInput
+from push.delivery.runtime import runtime_reset
 from push.models import Delivery, PushConfig
 from push.services.config import push_config_set_fcm_service_account
 from tests.drain import drain
