@@ -8,7 +8,7 @@ of recipients. The fan-out makes the notifications later, in chunks.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +21,6 @@ from accounts.models import App, Enrollment
 from keymaster.errors import NotFound
 from keymaster.ratelimit import counter_preview, counter_take
 from push.models import (
-    MAX_TTL,
     Broadcast,
     BroadcastStatus,
     Delivery,
@@ -37,6 +36,7 @@ from push.services.errors import PushDisabled
 from push.services.limits import payload_check, transports_of_platforms
 from push.services.notifications import (
     CONFIG_SECRETS,
+    Content,
     QuotaExceeded,
     content_of,
     quota_day,
@@ -50,17 +50,9 @@ FAN_OUT_TASK = "push.delivery.fanout.broadcast_fan_out"
 
 
 @dataclass(frozen=True)
-class BroadcastDraft:
+class BroadcastDraft(Content):
     """A validated broadcast, before it is stored."""
 
-    title: str
-    body: str
-    data: dict[str, str] = field(default_factory=dict)
-    ttl: int = MAX_TTL
-    priority: str = "normal"
-    collapse_key: str = ""
-    urgency: str = ""
-    send_at: datetime | None = None
     topic: str = ""
     platforms: tuple[str, ...] = ()
 

@@ -144,6 +144,14 @@ def enrolled(app: App, count: int = 1) -> list[User]:
     return users
 
 
+def enrolled_with_phones(app: App, count: int, prefix: str) -> list[User]:
+    """`count` enrolled users with an android device each (the first an iPhone)."""
+    users = enrolled(app, count)
+    for n, user in enumerate(users):
+        register(user, app, fcm_token(f"{prefix}-{n}"), "ios" if n == 0 else "android")
+    return users
+
+
 def stored_ids(app: App) -> set[str]:
     return {str(pk) for pk in Notification.objects.filter(app=app).values_list("id", flat=True)}
 
@@ -747,9 +755,7 @@ def test_broadcast_reaches_every_enrolled_user_with_a_device_and_cancel_broadcas
     live_app, connect: Connect
 ) -> None:
     app, secret = live_app
-    users = enrolled(app, 3)
-    for n, user in enumerate(users):
-        register(user, app, fcm_token(f"bc-{n}"), "ios" if n == 0 else "android")
+    enrolled_with_phones(app, 3, "bc")
     enrolled(app)  # enrolled, but without a device: not a recipient
     km = connect(app, secret)
 
@@ -781,9 +787,7 @@ def test_topic_members_are_managed_listed_paged_and_broadcast_to(
     live_app, connect: Connect
 ) -> None:
     app, secret = live_app
-    users = enrolled(app, 5)
-    for n, user in enumerate(users):
-        register(user, app, fcm_token(f"tp-{n}"), "android")
+    users = enrolled_with_phones(app, 5, "tp")
     ids = [str(user.id) for user in users]
     stranger = make_user()
     km = connect(app, secret)
