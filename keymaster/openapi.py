@@ -206,17 +206,7 @@ _LINKS: dict[str, tuple[tuple[int, ...], dict[str, _Link]]] = {
             "ListDevices": ("push_devices_retrieve", {"id": _APP_ID}),
         },
     ),
-    "api_apps_enrollments_create": (
-        (200, 201),
-        {
-            "RemoveEnrollment": (
-                "api_apps_enrollments_destroy",
-                {"app_id": _APP_ID, "user_id": "$response.body#/user_id"},
-            ),
-            # A send to the user just enrolled: a real user of a real app.
-            "SendToUser": ("push_send_create", {}, {"user_id": "$response.body#/user_id"}),
-        },
-    ),
+    # No link from an enrollment's answer: it is an invitation (202), nobody is enrolled yet.
     "push_devices_register_create": (
         (200, 201),
         {"RemoveDevice": ("push_devices_destroy", {"id": "$response.body#/device_id"})},

@@ -262,7 +262,8 @@ class ConfigIn(serializers.Serializer):
     )
     daily_quota = serializers.IntegerField(min_value=1, max_value=2_000_000_000, required=False)
     allowed_origins = serializers.ListField(
-        child=serializers.CharField(max_length=300),
+        # Blank or not, an item is checked as an origin by the service (push/cors.py).
+        child=serializers.CharField(max_length=300, allow_blank=True, trim_whitespace=False),
         required=False,
         max_length=50,
         help_text="origins of the app's own web pages that may call the browser endpoints "

@@ -55,6 +55,7 @@ class BroadcastIn(ContentIn):
         required=False,
         default=list,
         allow_empty=False,
+        min_length=1,
         help_text="only devices of these platforms (default: every platform)",
     )
     dry_run = StrictBooleanField(required=False, default=False)

@@ -11,7 +11,7 @@ import re
 import pytest
 from rest_framework.test import APIClient
 
-from tests.factories import app_client, make_admin, make_app, user_client
+from tests.factories import app_client, make_admin, make_app, make_user, user_client
 
 pytestmark = pytest.mark.django_db
 
@@ -75,13 +75,16 @@ def test_enrollments_need_exactly_one_of_email_or_user_id(schema):
     ]
 
 
-def test_an_unknown_but_well_formed_email_is_404(schema):
+def test_an_unknown_but_well_formed_email_is_an_invitation_and_a_404_only_for_staff(schema):
     app = make_app()[0]
     answer = user_client(make_admin(app)).post(
         f"/api/apps/{app.app_id}/enrollments", {"email": "nobody@example.com"}, format="json"
     )
-    assert answer.status_code == 404
-    assert "404" in _operation(schema, "/api/apps/{app_id}/enrollments")["responses"]
+    assert answer.status_code == 202  # the same as for an address with an account
+    assert "202" in _operation(schema, "/api/apps/{app_id}/enrollments")["responses"]
+    staff = user_client(make_user(staff=True))
+    created = staff.post("/api/apps", {"name": "X", "admin_email": "nobody@example.com"})
+    assert created.status_code == 404
     assert "404" in _operation(schema, "/api/apps")["responses"]
 
 
@@ -96,7 +99,9 @@ def test_lists_of_recipients_are_non_empty_and_unique(schema):
 
 
 def test_links_lead_sends_to_real_users(schema):
-    enrolled = _operation(schema, "/api/apps/{app_id}/enrollments")["responses"]["201"]
-    link = enrolled["links"]["SendToUser"]
+    listed = _operation(schema, "/push/devices/{id}", "get")["responses"]["200"]
+    link = listed["links"]["SendToFirstDevicesUser"]
     assert link["operationId"] == "push_send_create"
-    assert link["requestBody"] == {"user_id": "$response.body#/user_id"}
+    assert link["requestBody"] == {"user_id": "$response.body#/devices/0/user_id"}
+    invited = _operation(schema, "/api/apps/{app_id}/enrollments")["responses"]["202"]
+    assert "links" not in invited  # an invitation enrolls nobody yet
