@@ -49,6 +49,8 @@ class TopicPathIn(serializers.Serializer):
 
 
 class BroadcastIn(ContentIn):
+    openapi_request_extra = {"properties": {"topic": {"pattern": f"^{TOPIC_NAME.pattern}$"}}}
+
     topic = TopicNameField(required=False, default="")
     platforms = serializers.ListField(
         child=serializers.ChoiceField(Platform.choices),
