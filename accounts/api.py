@@ -25,6 +25,13 @@ from accounts.tokens import (
 from keymaster.errors import InvalidInput, KeymasterError, NotFound, validated
 from keymaster.fields import StrictCharField
 from keymaster.openapi import NOT_BLANK_PATTERN, errors
+from push.services.apps import (
+    app_client_secret_rotate,
+    app_create_by_admin,
+    app_invitation_accept,
+    app_invite,
+    enrollment_remove_by_admin,
+)
 
 
 class AuthenticationFailedError(KeymasterError):
@@ -143,7 +150,7 @@ def _invite(request: Request, app_id: str, role: str) -> Response:
     app = app_for_admin(app_id, request.user)
     data = validated(UserRefIn, request.data)
     ref = {"email": data["email"]} if data.get("email") else {"user_id": str(data["user_id"])}
-    services.invitation_create(app=app, role=role, invited_by=request.user, **ref)
+    app_invite(app=app, role=role, actor=request.user, **ref)
     body = {"app_id": str(app.app_id), **ref, "status": "invited"}
     return Response(body, status=status.HTTP_202_ACCEPTED)
 
@@ -178,7 +185,7 @@ class AppListView(APIView):
         admin = (
             _user_by_email(data["admin_email"], "admin_email") if data.get("admin_email") else None
         )
-        app, secret = services.app_create(name=data["name"], admin=admin)
+        app, secret = app_create_by_admin(name=data["name"], actor=request.user, admin=admin)
         return Response(_app_out(app, secret), status=status.HTTP_201_CREATED)
 
 
@@ -206,7 +213,7 @@ class AppRotateSecretView(APIView):
     def post(self, request: Request, app_id: str) -> Response:
         """Replace the app's client secret; the answer shows the new one once."""
         app = app_for_admin(app_id, request.user)
-        return Response(_app_out(app, services.app_rotate_secret(app=app)))
+        return Response(_app_out(app, app_client_secret_rotate(app=app, actor=request.user)))
 
 
 class EnrollmentListView(APIView):
@@ -225,7 +232,7 @@ class EnrollmentDetailView(APIView):
     def delete(self, request: Request, app_id: str, user_id: str) -> Response:
         """Remove a user's enrollment."""
         app = app_for_admin(app_id, request.user)
-        services.enrollment_remove(app=app, user_id=user_id)
+        enrollment_remove_by_admin(app=app, user_id=user_id, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -281,7 +288,7 @@ class InvitationAcceptView(APIView):
     )
     def post(self, request: Request, app_id: str) -> Response:
         """Accept the caller's invitations to the app: enroll, or become an admin."""
-        roles = services.invitation_accept(user=request.user, app_id=app_id)
+        roles = app_invitation_accept(user=request.user, app_id=app_id)
         if not roles:
             raise NotFound("You have no invitation to that app.")
         return Response({"app_id": str(app_id), "roles": roles})

@@ -3,6 +3,7 @@
 `log_ids(app_id=..., notification_id=...)` binds ids to the current request or task (a
 context variable); `LogIdsFilter` copies the bound ones onto every record, where the JSON
 format (LOG_FORMAT=json) prints them as fields. Only ids are bound: never a token or secret.
+A transport's lines carry `provider` (ProviderFilter); so does a device registration's.
 """
 
 from __future__ import annotations
@@ -49,6 +50,22 @@ class LogIdsFilter(logging.Filter):
         for name, value in (_bound.get() or {}).items():
             if not hasattr(record, name):
                 setattr(record, name, value)
+        return True
+
+
+class ProviderFilter(logging.Filter):
+    """Mark each line of one provider's module with that provider (as its "FCM:" prefix says).
+
+    Added to a transport's own logger: `logger.addFilter(ProviderFilter("fcm"))`.
+    """
+
+    def __init__(self, provider: str) -> None:
+        super().__init__()
+        self.provider = provider
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "provider"):
+            record.provider = self.provider
         return True
 
 

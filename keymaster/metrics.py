@@ -15,10 +15,12 @@ import hmac
 import ipaddress
 import os
 import time
+from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -73,6 +75,18 @@ PROVIDER_REQUESTS = Counter(
     "provider's error code: http_429, UNREGISTERED, timeout...).",
     ["provider", "status"],
 )
+OPENS = Counter(
+    "keymaster_opens_total",
+    "Deliveries marked opened by POST /push/opened, by how the open was reported (token: a "
+    "Web Push payload's open token; app: an app's notification_id with its user's token).",
+    ["via"],
+)
+BROADCAST_NOTIFICATIONS = Counter(
+    "keymaster_broadcast_notifications_total",
+    "Notifications a broadcast's fan-out made, one per recipient, by the status they start in "
+    "(queued, scheduled, muted, no_devices).",
+    ["status"],
+)
 HTTP_REQUESTS = Counter(
     "keymaster_http_requests_total",
     "HTTP requests answered, by method, route pattern and status code.",
@@ -90,6 +104,23 @@ def notifications_accepted(endpoint: str, count: int) -> None:
     """Count `count` notifications accepted by the `endpoint` send kind (send, bulk, batch...)."""
     if count:
         NOTIFICATIONS_ACCEPTED.labels(endpoint).inc(count)
+
+
+def opens_recorded(via: str, count: int) -> None:
+    """Count `count` deliveries marked opened, reported `via` a token or by the app."""
+    if count:
+        OPENS.labels(via).inc(count)
+
+
+def broadcast_notifications_made(statuses: Iterable[str]) -> None:
+    """Count a fan-out chunk's notifications by status once its transaction commits."""
+    made = Tally(str(status) for status in statuses)
+
+    def count() -> None:
+        for status, number in made.items():
+            BROADCAST_NOTIFICATIONS.labels(status).inc(number)
+
+    transaction.on_commit(count)
 
 
 def provider_answered(provider: str, outcome: Any) -> None:

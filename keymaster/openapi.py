@@ -206,17 +206,7 @@ _LINKS: dict[str, tuple[tuple[int, ...], dict[str, _Link]]] = {
             "ListDevices": ("push_devices_retrieve", {"id": _APP_ID}),
         },
     ),
-    # An enrollment is an invitation (202): the user is in the app only once they accept, so
-    # no send follows from it; sends reach real users through the device list below.
-    "api_apps_enrollments_create": (
-        (202,),
-        {
-            "RemoveEnrollment": (
-                "api_apps_enrollments_destroy",
-                {"app_id": _APP_ID, "user_id": "$response.body#/user_id"},
-            ),
-        },
-    ),
+    # No link from an enrollment's answer: it is an invitation (202), nobody is enrolled yet.
     "push_devices_register_create": (
         (200, 201),
         {"RemoveDevice": ("push_devices_destroy", {"id": "$response.body#/device_id"})},

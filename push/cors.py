@@ -65,7 +65,7 @@ def origins_validate(values: list[Any], field: str = "allowed_origins") -> list[
         try:
             origins.append(origin_normalise(value))
         except ValueError as exc:
-            errors[f"{field}[{index}]"] = [f"{str(value)[:100]}: {exc}."]
+            errors[f"{field}[{index}]"] = [f"{exc}: {str(value)[:100]}"]
     if errors:
         raise InvalidInput(errors)
     return list(dict.fromkeys(origins))

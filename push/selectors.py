@@ -432,3 +432,23 @@ def device_of_app(app: App, device_id: Any) -> Device | None:
         return Device.objects.defer("token").select_related("user").get(pk=device_id, app=app)
     except (Device.DoesNotExist, ValueError, TypeError, ValidationError):
         return None
+
+
+# The Console warns of the devices that the daily removal (push/delivery/stale_devices.py)
+# takes within this many days.
+STALE_WARN_DAYS = 30
+
+
+def stale_cutoff(now: dt.datetime | None = None) -> dt.datetime | None:
+    """Devices last registered before this are stale (None: removal is off)."""
+    days = settings.DEVICE_STALE_DAYS
+    return (now or timezone.now()) - dt.timedelta(days=days) if days else None
+
+
+def devices_going_stale(*, app: App, now: dt.datetime | None = None) -> int:
+    """How many of `app`'s devices the daily task will remove within STALE_WARN_DAYS."""
+    cutoff = stale_cutoff(now)
+    if cutoff is None:
+        return 0
+    soon = cutoff + dt.timedelta(days=STALE_WARN_DAYS)
+    return Device.objects.filter(app=app, last_seen_at__lt=soon).count()

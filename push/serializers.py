@@ -37,7 +37,7 @@ class DataField(serializers.DictField):
     FCM gets each value as a string (JSON-encoded when it is not one), Web Push as JSON.
     """
 
-    child = serializers.JSONField()
+    child = serializers.JSONField(allow_null=True)  # any JSON value: null too
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         value = super().to_internal_value(data)
@@ -107,7 +107,8 @@ class ContentIn(serializers.Serializer):
     data = DataField(
         required=False,
         default=dict,
-        help_text="string values; at most 4096 bytes as compact UTF-8 JSON (FCM's limit)",
+        help_text="any JSON values (FCM gets each as a string); at most 4096 bytes as compact "
+        "UTF-8 JSON (FCM's limit)",
     )
     ttl = serializers.IntegerField(
         min_value=0,
@@ -261,7 +262,8 @@ class ConfigIn(serializers.Serializer):
     )
     daily_quota = serializers.IntegerField(min_value=1, max_value=2_000_000_000, required=False)
     allowed_origins = serializers.ListField(
-        child=serializers.CharField(max_length=300),
+        # Blank or not, an item is checked as an origin by the service (push/cors.py).
+        child=serializers.CharField(max_length=300, allow_blank=True, trim_whitespace=False),
         required=False,
         max_length=50,
         help_text="origins of the app's own web pages that may call the browser endpoints "
@@ -312,6 +314,8 @@ class RegisterIn(serializers.Serializer):
 
 class OpenedIn(serializers.Serializer):
     """POST /push/opened: a Web Push payload's open_token, or (with a user JWT) the id."""
+
+    openapi_request_extra = {"oneOf": [{"required": ["token"]}, {"required": ["notification_id"]}]}
 
     token = StrictCharField(required=False, max_length=100, help_text="open_token of a payload")
     notification_id = serializers.UUIDField(

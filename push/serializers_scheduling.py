@@ -49,12 +49,15 @@ class TopicPathIn(serializers.Serializer):
 
 
 class BroadcastIn(ContentIn):
+    openapi_request_extra = {"properties": {"topic": {"pattern": f"^{TOPIC_NAME.pattern}$"}}}
+
     topic = TopicNameField(required=False, default="")
     platforms = serializers.ListField(
         child=serializers.ChoiceField(Platform.choices),
         required=False,
         default=list,
         allow_empty=False,
+        min_length=1,
         help_text="only devices of these platforms (default: every platform)",
     )
     dry_run = StrictBooleanField(required=False, default=False)
@@ -139,6 +142,9 @@ class TopicMemberListOut(serializers.Serializer):
 
 
 class AppMuteIn(serializers.Serializer):
+    # A PATCH whose one field is required: drf-spectacular would make it optional (partial).
+    openapi_request_extra = {"required": ["muted"]}
+
     muted = StrictBooleanField()
 
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import HasPushSendScope
 from accounts.tokens import ClientTokenAuthentication
+from keymaster import metrics
 from keymaster.errors import validated
-from keymaster.openapi import errors
+from keymaster.openapi import ErrorOut, errors
 from push.selectors_scheduling import broadcast_summary
 from push.serializers_scheduling import BroadcastDetailOut, BroadcastIn, BroadcastOut
 from push.services.broadcasts import (
@@ -23,6 +24,18 @@ from push.services.broadcasts import (
 _DRAFT = ("title", "body", "data", "ttl", "priority", "collapse_key", "urgency", "send_at", "topic")
 
 
+BROADCAST_ERRORS = {
+    **errors(403, 404, 429),
+    400: OpenApiResponse(
+        ErrorOut,
+        description="Invalid input (`validation_error`, `fields` naming each), or content too "
+        "large for a provider of the broadcast's platforms, every provider when none is named "
+        "(`payload_too_large`: `fields` names its title, body and data, `size` and `limit` in "
+        "bytes, `provider` `webpush` or `fcm`). Nothing was stored or counted.",
+    ),
+}
+
+
 class _ClientView(APIView):
     authentication_classes = [ClientTokenAuthentication]
     permission_classes = [HasPushSendScope]
@@ -31,7 +44,7 @@ class _ClientView(APIView):
 class BroadcastView(_ClientView):
     @extend_schema(
         request=BroadcastIn,
-        responses={202: BroadcastOut, 200: BroadcastOut, **errors(403, 404, 429)},
+        responses={202: BroadcastOut, 200: BroadcastOut, **BROADCAST_ERRORS},
         tags=["send"],
     )
     def post(self, request: Request) -> Response:
@@ -42,6 +55,7 @@ class BroadcastView(_ClientView):
         body = {"broadcast_id": accepted.broadcast_id, "recipients": accepted.recipients}
         if data["dry_run"]:
             return Response({**body, "dry_run": True}, status=200)
+        metrics.notifications_accepted("broadcast", accepted.recipients)
         return Response({**body, "broadcast_id": str(accepted.broadcast_id)}, status=202)
 
 

@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import User
+from accounts.models import App, User
 from accounts.permissions import HasPushSendScope, app_for_admin
 from accounts.tokens import (
     AnyTokenAuthentication,
@@ -111,20 +111,18 @@ class SubscribeView(APIView):
 
 
 class DevicesView(APIView):
-    """GET lists an app's devices (admin JWT); DELETE removes one device (client or owner)."""
+    """GET lists an app's devices (admin or the app's client); DELETE removes one device."""
 
     authentication_classes = [AnyTokenAuthentication]
 
     @extend_schema(
         parameters=[_path_id("The app_id whose devices to list."), DeviceListQuery],
-        responses={200: DeviceListOut},
+        responses={200: DeviceListOut, **errors(403, 404)},
         tags=["devices"],
     )
     def get(self, request: Request, pk: str) -> Response:
         """List the app's devices: ?platform=&user_id= filter, ?limit=&offset= paginate."""
-        if not isinstance(request.user, User):
-            raise NotFound("No such app.")
-        app = app_for_admin(pk, request.user)
+        app = self._listed_app(request, pk)
         # A plain dict, so `?user_id=` is an invalid id (400), not a filter silently dropped.
         query = validated(DeviceListQuery, request.query_params.dict())
         devices = devices_of_app(app, platform=query.get("platform"), user_id=query.get("user_id"))
@@ -137,6 +135,16 @@ class DevicesView(APIView):
                 "offset": query["offset"],
             }
         )
+
+    def _listed_app(self, request: Request, pk: str) -> App:
+        # An admin lists any app they administer; an app's backend (push:send) only its own.
+        if isinstance(request.user, User):
+            return app_for_admin(pk, request.user)
+        if not HasPushSendScope().has_permission(request, self):
+            self.permission_denied(request, message=HasPushSendScope.message)
+        if str(request.user.app.app_id) != str(pk):
+            raise NotFound("No such app.")
+        return request.user.app
 
     @extend_schema(
         parameters=[_path_id("The device_id of the device to remove.")],

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from keymaster import metrics
 from keymaster.outage import through_db_outage
 from push.delivery.fanout_sql import chunk_insert
 from push.models import Broadcast, BroadcastStatus, Device, Topic
@@ -123,6 +124,7 @@ def _notifications_make(broadcast: Broadcast, users: list[tuple[Any, bool]], now
         notifications.append(notification)
         deliveries.extend(deliveries_for(notification, mine, now))
     notifications_insert(notifications, deliveries)
+    metrics.broadcast_notifications_made(n.status for n in notifications)
 
 
 def broadcasts_resume(*, now: datetime | None = None, quiet_for: int = 60) -> int:

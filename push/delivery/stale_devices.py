@@ -10,37 +10,20 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
 from accounts.models import App
 from keymaster.outage import through_db_outage
 from push.models import Device
+from push.selectors import stale_cutoff
 from push.services.audit import audit_record
 
 logger = logging.getLogger(__name__)
 
 BATCH = 1000
-# The Console warns of the devices that will go within this many days.
-WARN_DAYS = 30
-
-
-def stale_cutoff(now: datetime | None = None) -> datetime | None:
-    """Devices last registered before this are stale (None: removal is off)."""
-    days = settings.DEVICE_STALE_DAYS
-    return (now or timezone.now()) - timedelta(days=days) if days else None
-
-
-def devices_going_stale(*, app: App, now: datetime | None = None) -> int:
-    """How many of `app`'s devices the daily task will remove within WARN_DAYS."""
-    cutoff = stale_cutoff(now)
-    if cutoff is None:
-        return 0
-    soon = cutoff + timedelta(days=WARN_DAYS)
-    return Device.objects.filter(app=app, last_seen_at__lt=soon).count()
 
 
 def devices_remove_stale(*, now: datetime | None = None) -> dict[str, int]:

@@ -10,7 +10,6 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from keymaster.errors import InvalidInput, KeymasterError
-from push.delivery.stale_devices import devices_going_stale
 from push.forms import (
     AuditFilterForm,
     DeviceFilterForm,
@@ -29,6 +28,7 @@ from push.selectors import (
     console_receipts,
     device_counts_by_platform,
     device_of_app,
+    devices_going_stale,
     notification_detail,
     notification_of_app,
     receipt_of_app,

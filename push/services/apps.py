@@ -1,4 +1,4 @@
-"""Running an app from the Console: create, rename, rotate, invite and admins, each audited.
+"""Running an app (Console and /api/apps): create, rename, rotate, invite and admins, audited.
 
 Enrolling people and adding admins by email are invitations (accounts.services.invitation_create,
 the API's path too): the person holding the address accepts on their Account page. Nothing tells
@@ -14,7 +14,12 @@ from typing import Any
 from django.db import transaction
 
 from accounts.models import App, AppAdmin, Enrollment, Invitation, User
-from accounts.services import app_create, app_rotate_secret, invitation_create
+from accounts.services import (
+    app_create,
+    app_rotate_secret,
+    invitation_accept,
+    invitation_create,
+)
 from keymaster.errors import NotFound
 from push.services.audit import audit_record
 
@@ -22,11 +27,12 @@ logger = logging.getLogger(__name__)
 
 
 @transaction.atomic
-def app_create_by_admin(*, name: str, actor: User) -> tuple[App, str]:
-    """Create an app; return it with its client secret, shown this once."""
-    app, secret = app_create(name=name)
-    audit_record(app=app, actor=actor, action="app.create", name=app.name)
-    logger.info("app %s created from the Console", app.pk)
+def app_create_by_admin(*, name: str, actor: User, admin: User | None = None) -> tuple[App, str]:
+    """Create an app (with `admin` as its first admin); return it and its secret, shown once."""
+    app, secret = app_create(name=name, admin=admin)
+    detail = {"admin": admin.email} if admin is not None else {}
+    audit_record(app=app, actor=actor, action="app.create", name=app.name, **detail)
+    logger.info("app %s created", app.pk)
     return app, secret
 
 
@@ -88,3 +94,22 @@ def app_admin_remove(*, app: App, user_id: Any, actor: User) -> None:
         raise NotFound("That person is not an admin of this app.")
     admin.delete()
     audit_record(app=app, actor=actor, action="admin.remove", email=admin.user.email)
+
+
+@transaction.atomic
+def app_invite(*, app: App, role: str, actor: User, email: str = "", user_id: str = "") -> None:
+    """Invite a person (by email or user_id) to use or administer the app; audit what was asked."""
+    invitation_create(app=app, role=role, invited_by=actor, email=email, user_id=user_id)
+    asked = {"email": email.strip().lower()} if email else {"user_id": str(user_id)}
+    action = "admin.invite" if role == Invitation.Role.ADMIN else "enrollment.invite"
+    audit_record(app=app, actor=actor, action=action, **asked)
+
+
+@transaction.atomic
+def app_invitation_accept(*, user: User, app_id: Any) -> list[str]:
+    """Accept `user`'s invitations to the app; audit the roles taken up (none: nothing)."""
+    roles = invitation_accept(user=user, app_id=app_id)
+    if roles:
+        app = App.objects.get(app_id=app_id)
+        audit_record(app=app, actor=user, action="invitation.accept", roles=roles)
+    return roles

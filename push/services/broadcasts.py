@@ -8,7 +8,7 @@ of recipients. The fan-out makes the notifications later, in chunks.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +21,6 @@ from accounts.models import App, Enrollment
 from keymaster.errors import NotFound
 from keymaster.ratelimit import counter_preview, counter_take
 from push.models import (
-    MAX_TTL,
     Broadcast,
     BroadcastStatus,
     Delivery,
@@ -34,8 +33,10 @@ from push.models import (
     TopicMember,
 )
 from push.services.errors import PushDisabled
+from push.services.limits import payload_check, transports_of_platforms
 from push.services.notifications import (
     CONFIG_SECRETS,
+    Content,
     QuotaExceeded,
     content_of,
     quota_day,
@@ -49,17 +50,9 @@ FAN_OUT_TASK = "push.delivery.fanout.broadcast_fan_out"
 
 
 @dataclass(frozen=True)
-class BroadcastDraft:
+class BroadcastDraft(Content):
     """A validated broadcast, before it is stored."""
 
-    title: str
-    body: str
-    data: dict[str, str] = field(default_factory=dict)
-    ttl: int = MAX_TTL
-    priority: str = "normal"
-    collapse_key: str = ""
-    urgency: str = ""
-    send_at: datetime | None = None
     topic: str = ""
     platforms: tuple[str, ...] = ()
 
@@ -95,6 +88,9 @@ def broadcast_send(*, app: App, draft: BroadcastDraft, dry_run: bool = False) ->
     config = PushConfig.objects.filter(app=app).defer(*CONFIG_SECRETS).first()
     if config is None or not config.enabled:
         raise PushDisabled("Push notifications are not enabled for this app.")
+    # Measured before anything is stored or counted, as every send is (and in a dry run).
+    transports = transports_of_platforms(draft.platforms)
+    payload_check([draft], [transports], track_opens=config.track_opens)
     topic_id = None
     if draft.topic:
         topic_id = Topic.objects.filter(app=app, name=draft.topic).values_list("id", flat=True)

@@ -160,7 +160,14 @@ def device_register(
     # sees its own id, however many raced (an exists() check before it would let several
     # racers each answer 201).
     created = device.id == new_id
-    logger.info("device %s registered (%s, %s) for app %s", device.id, platform, transport, app.pk)
+    logger.info(
+        "device %s registered (%s, %s) for app %s",
+        device.id,
+        platform,
+        transport,
+        app.pk,
+        extra={"provider": transport, "app_id": app.pk},
+    )
     return device, created
 
 

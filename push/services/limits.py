@@ -4,7 +4,7 @@ A message too large for a provider fails on every device of that provider, after
 accepted and counted; so each notification is measured as each provider it will go to
 measures it: the encrypted Web Push message (RFC 8030: push services accept 4,096 bytes) for a
 user with a browser, FCM's 4,096-byte payload for a user with a phone. Only the providers the
-target user actually has devices with count.
+target user actually has devices with count; for a broadcast, every provider of its platforms.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterable
 
 from keymaster.errors import KeymasterError
-from push.models import Transport
+from push.models import Platform, Transport
 from push.open_tokens import OPEN_TOKEN_LENGTH
 from push.transports import fcm, webpush
 from push.transports.base import PushMessage
@@ -22,6 +22,12 @@ from push.transports.base import PushMessage
 _SOME_ID = str(uuid.UUID(int=0))
 _SOME_OPEN_TOKEN = "x" * OPEN_TOKEN_LENGTH
 _PROVIDERS = {Transport.WEBPUSH: "Web Push (encrypted)", Transport.FCM: "FCM"}
+# Who carries each platform's messages: a browser subscribes with Web Push or through Firebase.
+_TRANSPORTS_OF_PLATFORM = {
+    Platform.WEB: {Transport.WEBPUSH, Transport.FCM},
+    Platform.IOS: {Transport.FCM},
+    Platform.ANDROID: {Transport.FCM},
+}
 
 
 class PayloadTooLarge(KeymasterError):
@@ -76,3 +82,9 @@ def _too_large(
         limit=limit,
         provider=transport,
     )
+
+
+def transports_of_platforms(platforms: Iterable[str]) -> set[str]:
+    """The transports that may carry messages to `platforms` (every one when none is named)."""
+    named = list(platforms) or list(Platform)
+    return set().union(*(_TRANSPORTS_OF_PLATFORM[Platform(p)] for p in named))

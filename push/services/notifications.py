@@ -13,7 +13,7 @@ import logging
 import uuid
 from collections import Counter as Tally
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -23,8 +23,7 @@ from django.utils import timezone
 from accounts.models import App, Enrollment
 from keymaster.bulk import objects_insert
 from keymaster.ratelimit import Take, counter_preview, counter_take
-from push.delivery.queue import deliveries_enqueue
-from push.delivery.scheduled import deliveries_enqueue_at
+from push.delivery.queue import deliveries_enqueue, deliveries_enqueue_at
 from push.models import (
     MAX_TTL,
     Delivery,
@@ -45,10 +44,9 @@ CONFIG_SECRETS = ("webhook_secret", "vapid_private_key", "fcm_service_account")
 
 
 @dataclass(frozen=True)
-class NotificationDraft:
-    """One validated notification to one user, before it is stored."""
+class Content:
+    """The validated content and delivery options a send and a broadcast share."""
 
-    user_id: uuid.UUID
     title: str
     body: str
     data: dict[str, str] = field(default_factory=dict)
@@ -57,6 +55,13 @@ class NotificationDraft:
     collapse_key: str = ""
     urgency: str = ""
     send_at: datetime | None = None  # None: now
+
+
+@dataclass(frozen=True)
+class NotificationDraft(Content):
+    """One validated notification to one user, before it is stored."""
+
+    user_id: uuid.UUID = field(kw_only=True)
 
 
 @dataclass
@@ -249,7 +254,7 @@ def notifications_insert(notifications: list[Notification], deliveries: list[Del
     deliveries_queue(deliveries)
 
 
-CONTENT = ("title", "body", "data", "ttl", "priority", "collapse_key", "urgency", "send_at")
+CONTENT = tuple(item.name for item in fields(Content))
 
 
 def content_of(source: Any) -> dict[str, Any]:

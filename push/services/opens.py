@@ -12,6 +12,7 @@ from typing import Any
 from django.utils import timezone
 
 from accounts.models import User
+from keymaster import metrics
 from keymaster.errors import Conflict, Forbidden, NotFound
 from push.models import Delivery, Notification, Platform, PushConfig
 from push.open_tokens import open_token_read
@@ -40,6 +41,7 @@ def delivery_open_by_token(*, token: Any) -> None:
     )
     if not opened:
         raise AlreadyOpened("This notification's open was already recorded.")
+    metrics.opens_recorded("token", opened)
     logger.info("delivery %s opened", delivery_id)
 
 
@@ -62,5 +64,6 @@ def notification_open(*, user: User, notification_id: Any) -> int:
         .exclude(platform=Platform.WEB)
         .update(opened_at=timezone.now())
     )
+    metrics.opens_recorded("app", marked)
     logger.info("notification %s opened (%d deliveries)", notification_id, marked)
     return marked

@@ -28,6 +28,7 @@ from google.auth import exceptions as auth_exceptions
 from google.auth.transport.requests import Request as GoogleAuthRequest
 from google.oauth2 import service_account
 
+from keymaster.logs import ProviderFilter
 from push.outbound import OutboundPolicy, answer_reason
 from push.transports.base import (
     Outcome,
@@ -42,6 +43,7 @@ from push.transports.service_account import token_uri_check
 from push.transports.webpush import TOPIC
 
 logger = logging.getLogger(__name__)
+logger.addFilter(ProviderFilter("fcm"))
 
 RETRY = OutcomeKind.RETRY
 FAILED = OutcomeKind.FAILED

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from keymaster.logs import ProviderFilter
 from push.outbound import OutboundPolicy, OutboundRefused, guarded_session
 from push.transports.base import (
     Outcome,
@@ -28,6 +29,7 @@ from push.transports.base import (
 )
 
 logger = logging.getLogger(__name__)
+logger.addFilter(ProviderFilter("webhook"))
 
 USER_AGENT = "Keymaster-Webhooks/1.0"
 

@@ -31,6 +31,7 @@ from py_vapid import Vapid02, VapidException
 from pywebpush import WebPusher
 from yarl import URL
 
+from keymaster.logs import ProviderFilter
 from push.outbound import OutboundPolicy, OutboundRefused, guarded_session
 from push.transports.base import (
     Outcome,
@@ -42,6 +43,7 @@ from push.transports.base import (
 )
 
 logger = logging.getLogger(__name__)
+logger.addFilter(ProviderFilter("webpush"))
 
 MAX_BODY = 4096  # RFC 8030 section 7.2: the size every push service must accept
 # aes128gcm framing (RFC 8188 section 2, RFC 8291 section 4): an 86-byte header (16 salt,

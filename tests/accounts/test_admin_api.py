@@ -8,7 +8,15 @@ import pytest
 from rest_framework.test import APIClient
 
 from accounts.models import App, Enrollment
-from tests.factories import app_client, make_admin, make_app, make_user, user_client
+from push.models import AuditEvent
+from tests.factories import (
+    app_client,
+    enable_push,
+    make_admin,
+    make_app,
+    make_user,
+    user_client,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -152,3 +160,82 @@ def test_rotation_revokes_client_tokens_issued_before_it():
     response = old_client.get("/push/notifications/00000000-0000-0000-0000-000000000000")
     assert response.status_code == 401
     assert "rotated" in response.json()["error"]["message"]
+
+
+# --- every app action through the API leaves an audit event, as the Console's do ---------------
+
+
+def _events(app: App) -> list[tuple[str, object, dict]]:
+    return [
+        (e.action, e.actor, e.detail)
+        for e in AuditEvent.objects.filter(app=app).order_by("at", "id")
+    ]
+
+
+def test_creating_an_app_through_the_api_is_audited():
+    staff = make_user(staff=True)
+    first_admin = make_user(email="ops@example.com")
+    body = (
+        user_client(staff)
+        .post("/api/apps", {"name": "GymOps", "admin_email": first_admin.email}, format="json")
+        .json()
+    )
+    app = App.objects.get(app_id=body["app_id"])
+    assert _events(app) == [("app.create", staff, {"name": "GymOps", "admin": "ops@example.com"})]
+    assert body["client_secret"] not in str(_events(app))
+
+
+def test_rotating_the_client_secret_through_the_api_is_audited():
+    app, _ = make_app()
+    admin = make_admin(app)
+    secret = user_client(admin).post(f"/api/apps/{app.app_id}/rotate-secret").json()
+    assert _events(app) == [("client_secret.rotate", admin, {})]
+    assert secret["client_secret"] not in str(_events(app))
+
+
+def test_invitations_through_the_api_are_audited_as_asked_and_their_acceptance_too():
+    app, _ = make_app()
+    admin = make_admin(app)
+    person = make_user(email="ann@example.com")
+    client = user_client(admin)
+    client.post(f"/api/apps/{app.app_id}/enrollments", {"email": "Ann@Example.com"}, format="json")
+    client.post(f"/api/apps/{app.app_id}/admins", {"user_id": str(person.id)}, format="json")
+    client.post(
+        f"/api/apps/{app.app_id}/enrollments", {"email": "nobody@example.com"}, format="json"
+    )
+    accepted = user_client(person).post(f"/api/invitations/{app.app_id}/accept")
+    assert accepted.status_code == 200
+    assert _events(app) == [
+        ("enrollment.invite", admin, {"email": "ann@example.com"}),
+        ("admin.invite", admin, {"user_id": str(person.id)}),
+        ("enrollment.invite", admin, {"email": "nobody@example.com"}),
+        ("invitation.accept", person, {"roles": ["admin", "user"]}),
+    ]
+
+
+def test_removing_an_enrollment_through_the_api_is_audited():
+    app, _ = make_app()
+    admin = make_admin(app)
+    user = make_user(email="bob@example.com")
+    Enrollment.objects.create(app=app, user=user)
+    client = user_client(admin)
+    assert client.delete(f"/api/apps/{app.app_id}/enrollments/{user.id}").status_code == 204
+    assert client.delete(f"/api/apps/{app.app_id}/enrollments/{user.id}").status_code == 404
+    assert _events(app) == [("enrollment.remove", admin, {"email": "bob@example.com"})]
+
+
+def test_webhook_secret_reads_and_rotation_through_the_api_are_audited():
+    app, _ = make_app()
+    enable_push(app)
+    admin = make_admin(app)
+    client = user_client(admin)
+    client.get(f"/push/config/{app.app_id}")
+    client.patch(f"/push/config/{app.app_id}", {"daily_quota": 50}, format="json")
+    client.post(f"/push/config/{app.app_id}/rotate-webhook-secret")
+    actions = [action for action, actor, _ in _events(app) if actor == admin]
+    assert actions == [
+        "webhook_secret.read",
+        "config.update",
+        "webhook_secret.read",
+        "webhook_secret.rotate",
+    ]

@@ -15,7 +15,7 @@ from django.utils import timezone
 from accounts.models import Enrollment, User
 from keymaster.bulk import objects_insert
 from push.delivery.fanout import broadcasts_resume
-from push.delivery.scheduled import deliveries_enqueue_at
+from push.delivery.queue import deliveries_enqueue_at
 from push.models import Broadcast, Delivery, DeliveryStatus, Notification
 from push.services.notifications import NotificationDraft, notifications_send
 from tests.factories import app_client, fcm_device, make_push_app

@@ -15,7 +15,8 @@ from keymaster.logs import LogIdsFilter, formatter
 from push.delivery.deliveries import deliveries_send
 from push.models import Device
 from push.services.notifications import NotificationDraft, notifications_send
-from tests.factories import app_client, enroll, make_push_app, make_user
+from tests.drain import drain
+from tests.factories import app_client, enroll, fcm_token, make_push_app, make_user, register
 
 pytestmark = pytest.mark.django_db
 
@@ -88,3 +89,22 @@ def test_a_worker_line_about_a_delivery_carries_its_ids(providers):
     assert broken["app_id"] == str(app.app_id)
     assert broken["logger"] == "push.delivery.deliveries" and broken["level"] == "ERROR"
     assert "{not json" not in json.dumps(lines)  # the subscription itself is never logged
+
+
+def test_provider_lines_carry_the_provider(providers):
+    app = make_push_app(webhook_url=f"{providers['webhook'].url}/hook")
+    user = make_user()
+    enroll(app, user)
+    providers["webhook"].script([503])  # the receipt's POST is refused: the transport says so
+    with json_log() as buffer:
+        register(user, app, fcm_token("log-provider"), "android")
+        notifications_send(
+            app=app, drafts=[NotificationDraft(user_id=user.id, title="t", body="b")]
+        )
+        drain(max_rounds=2)
+    lines = _lines(buffer)
+    [registered] = [line for line in lines if "registered" in line["message"]]
+    assert (registered["provider"], registered["app_id"]) == ("fcm", str(app.app_id))
+    webhook = [line for line in lines if line["message"].startswith("Webhook:")]
+    assert webhook and {line["provider"] for line in webhook} == {"webhook"}
+    assert all("provider" not in line for line in lines if line["logger"].startswith("django"))

@@ -226,3 +226,68 @@ def test_the_sample_alerts_use_only_metrics_keymaster_exposes():
     exposed = {family.name for family in families}
     exposed |= {f"{name}_total" for name in exposed}
     assert used and used <= exposed, used - exposed
+
+
+def _now(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+@pytest.mark.django_db
+def test_opens_are_counted_by_how_they_were_reported():
+    from push.open_tokens import open_token_for
+    from tests.factories import user_client
+
+    app = make_push_app(track_opens=True)
+    user = make_user()
+    enroll(app, user)
+    register(user, app)  # android: the app reports its open
+    send = {"user_id": str(user.id), "title": "t", "body": "b"}
+    first = app_client(app).post("/push/send", send, format="json").json()["notification_id"]
+    second = app_client(app).post("/push/send", send, format="json").json()["notification_id"]
+    before = {via: _now("keymaster_opens_total", via=via) for via in ("app", "token")}
+
+    opened = user_client(user).post("/push/opened", {"notification_id": first}, format="json")
+    again = user_client(user).post("/push/opened", {"notification_id": first}, format="json")
+    delivery = Delivery.objects.get(notification_id=second)
+    token = {"token": open_token_for(delivery.id)}
+    by_token = Client().post("/push/opened", token, content_type="application/json")
+    used = Client().post("/push/opened", token, content_type="application/json")
+
+    assert [r.status_code for r in (opened, again, by_token, used)] == [204, 204, 204, 409]
+    assert _now("keymaster_opens_total", via="app") - before["app"] == 1  # the repeat marks none
+    assert _now("keymaster_opens_total", via="token") - before["token"] == 1
+
+
+@pytest.mark.django_db
+def test_broadcasts_count_their_recipients_at_acceptance_and_the_fan_outs_notifications(
+    django_capture_on_commit_callbacks,
+):
+    from tests.factories import user_client
+
+    app = make_push_app()
+    users = [make_user() for _ in range(4)]
+    enroll(app, *users)
+    for user in users[:3]:
+        register(user, app)
+    user_client(users[2]).patch(f"/account/apps/{app.app_id}", {"muted": True}, format="json")
+    accepted_before = _now("keymaster_notifications_accepted_total", endpoint="broadcast")
+    made_before = {
+        status: _now("keymaster_broadcast_notifications_total", status=status)
+        for status in ("queued", "muted")
+    }
+    client = app_client(app)
+
+    dry = client.post("/push/send/broadcast", {"title": "t", "body": "b", "dry_run": True})
+    sent = client.post("/push/send/broadcast", {"title": "t", "body": "b"}, format="json")
+    assert (dry.status_code, sent.status_code) == (200, 202)
+    recipients = sent.json()["recipients"]
+    with django_capture_on_commit_callbacks(execute=True):
+        drain()
+
+    accepted = _now("keymaster_notifications_accepted_total", endpoint="broadcast")
+    assert accepted - accepted_before == recipients == 3  # the dry run counts nothing
+    made = {
+        s: _now("keymaster_broadcast_notifications_total", status=s) - made_before[s]
+        for s in made_before
+    }
+    assert made == {"queued": 2, "muted": 1}

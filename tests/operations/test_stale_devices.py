@@ -7,8 +7,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from push.delivery.stale_devices import devices_going_stale, devices_remove_stale
+from push.delivery.stale_devices import devices_remove_stale
 from push.models import AuditEvent, Device
+from push.selectors import devices_going_stale
 from tests.factories import enroll, make_push_app, make_user, register
 
 pytestmark = pytest.mark.django_db

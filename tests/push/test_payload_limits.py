@@ -12,7 +12,7 @@ import json
 import pytest
 
 from fakes.fcm import payload_size as fcm_counted
-from push.models import Notification, PushConfig
+from push.models import Broadcast, Notification, PushConfig
 from push.selectors import notifications_today
 from tests.drain import drain
 from tests.factories import (
@@ -183,3 +183,46 @@ def test_data_values_may_be_any_json_and_reach_web_push_as_json(web_app, provide
     assert json.loads(received.payload)["data"] == DATA
     detail = app_client(app).get(f"/push/notifications/{response.json()['notification_id']}")
     assert detail.json()["data"] == DATA
+
+
+def _broadcast(app, body_length, **extra):
+    body = {"title": TITLE, "body": "b" * body_length, "data": DATA}
+    return app_client(app).post("/push/send/broadcast", {**body, **extra}, format="json")
+
+
+def test_a_broadcast_past_a_providers_limit_is_refused_storing_and_counting_nothing(
+    web_app, providers
+):
+    app, config = web_app
+    _user_with(app, config, providers["webpush"], "web")
+    _user_with(app, config, providers["webpush"], "android")
+    tighter = min(_web_boundary(False), _fcm_boundary())
+    provider = "webpush" if _web_boundary(False) < _fcm_boundary() else "fcm"
+
+    for dry_run in (True, False):
+        response = _broadcast(app, tighter + 1, dry_run=dry_run)
+        assert response.status_code == 400
+        error = response.json()["error"]
+        assert error["code"] == "payload_too_large"
+        assert (error["size"], error["limit"], error["provider"]) == (LIMIT + 1, LIMIT, provider)
+        assert set(error["fields"]) == {"title", "body", "data"}
+    assert not Broadcast.objects.exists() and not Notification.objects.exists()
+    assert notifications_today(PushConfig.objects.get(app=app)) == 0
+
+    accepted = _broadcast(app, tighter)
+    assert accepted.status_code == 202 and accepted.json()["recipients"] == 2
+
+
+def test_a_broadcast_is_measured_for_the_providers_of_its_platforms_only(web_app, providers):
+    app, config = web_app
+    _user_with(app, config, providers["webpush"], "android")
+    # Past the Web Push limit, within FCM's: phones only go through FCM.
+    length = _web_boundary(False) + 1
+    assert length <= _fcm_boundary()
+
+    refused = _broadcast(app, length)  # no platforms: every provider, Web Push too
+    assert refused.status_code == 400 and refused.json()["error"]["provider"] == "webpush"
+    assert _broadcast(app, length, platforms=["web"]).status_code == 400
+    phones = _broadcast(app, length, platforms=["android", "ios"])
+    assert phones.status_code == 202 and phones.json()["recipients"] == 1
+    assert _broadcast(app, _fcm_boundary() + 1, platforms=["ios"]).status_code == 400

@@ -283,13 +283,13 @@ API_ROWS = [
     Row(
         "GET",
         "/push/devices/{X}",
-        f"401 404 404 404 404 404 404 200 404 200 | {BROWSERS_401}",
+        f"401 404 404 404 200 403 404 200 404 200 | {BROWSERS_401}",
         tenant="X",
     ),
     Row(
         "GET",
         "/push/devices/{Y}",
-        f"401 404 404 404 404 404 404 404 200 200 | {BROWSERS_401}",
+        f"401 404 404 404 404 403 200 404 200 200 | {BROWSERS_401}",
         tenant="Y",
     ),
     Row(

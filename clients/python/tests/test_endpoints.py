@@ -326,20 +326,20 @@ def test_list_topics_and_delete_topic(stub: StubServer, make_client: MakeClient)
     assert len(stub.to("/push/topics/b.c")) == 1
 
 
-def pages_of(items: list[Any], key: str) -> Callable[[Recorded], Reply]:
+def pages_of(items: list[Any], key: str, total: str = "total") -> Callable[[Recorded], Reply]:
     """Answer a `?limit=&offset=` listing of `items` as the server's pages."""
 
     def answer(request: Recorded) -> Reply:
         limit, offset = int(request.query["limit"]), int(request.query["offset"])
         page = items[offset : offset + limit]
-        return Reply(200, {key: page, "total": len(items), "limit": limit, "offset": offset})
+        return Reply(200, {key: page, total: len(items), "limit": limit, "offset": offset})
 
     return answer
 
 
 def test_iter_topic_members_walks_every_page(stub: StubServer, make_client: MakeClient) -> None:
     members = [f"u{i}" for i in range(7)]
-    stub.install("GET", "/push/topics/t/members", pages_of(members, "members"))
+    stub.install("GET", "/push/topics/t/members", pages_of(members, "user_ids", total="members"))
     client = make_client()
 
     first = client.topic_members("t", limit=3)

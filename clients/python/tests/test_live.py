@@ -17,7 +17,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -41,10 +41,12 @@ from keymaster_client import (
     Delivery,
     IdempotencyConflict,
     KeymasterClient,
+    NotCancelable,
     NotEnrolled,
     NotFound,
     PushDisabled,
     QuotaExceeded,
+    Topic,
     ValidationError,
     WebhookVerificationError,
     cli,
@@ -139,6 +141,14 @@ def proxy(live_server) -> Iterator[FaultProxy]:
 def enrolled(app: App, count: int = 1) -> list[User]:
     users = [make_user() for _ in range(count)]
     enroll(app, *users)
+    return users
+
+
+def enrolled_with_phones(app: App, count: int, prefix: str) -> list[User]:
+    """`count` enrolled users with an android device each (the first an iPhone)."""
+    users = enrolled(app, count)
+    for n, user in enumerate(users):
+        register(user, app, fcm_token(f"{prefix}-{n}"), "ios" if n == 0 else "android")
     return users
 
 
@@ -653,3 +663,155 @@ def test_command_line_sends_and_reads_back_from_the_live_server(live_server, liv
     assert code == cli.EXIT_NOT_FOUND and "not_found" in err
     code, _, _ = keymaster("send", "--user", str(make_user().id), "--title", "T", "--body", "B")
     assert code == cli.EXIT_FORBIDDEN  # not enrolled
+
+
+# --- Devices, scheduling, broadcasts and topics ------------------------------------------------
+
+
+def test_list_devices_and_iter_devices_read_the_apps_own_devices_page_by_page(
+    live_app, connect: Connect
+) -> None:
+    app, secret = live_app
+    first, second = enrolled(app, 2)
+    mine = [register(first, app, fcm_token(f"ld-{n}"), "android") for n in range(3)]
+    mine.append(register(second, app, fcm_token("ld-ios"), "ios"))
+    other_app, _ = app_create(name="Someone else's app")
+    enable_push(other_app)
+    enroll(other_app, first)
+    register(first, other_app, fcm_token("ld-other"), "android")
+    km = connect(app, secret)
+
+    page = km.list_devices(str(app.app_id), limit=3)
+    walked = list(km.iter_devices(str(app.app_id), page_size=3))
+    ios = km.list_devices(str(app.app_id), platform="ios")
+
+    assert len(page.devices) == 3 and (page.page.total, page.page.next_offset) == (4, 3)
+    assert sorted(d.device_id for d in walked) == sorted(str(d.id) for d in mine)
+    assert [(d.user_id, d.platform) for d in ios.devices] == [(str(second.id), "ios")]
+    assert len(list(km.iter_devices(str(app.app_id), user_id=str(first.id)))) == 3
+    with pytest.raises(NotFound):  # another app's devices are not this app's to read
+        km.list_devices(str(other_app.app_id))
+
+
+def test_command_line_lists_the_apps_devices_from_the_live_server(live_server, live_app) -> None:
+    app, secret = live_app
+    (user,) = enrolled(app)
+    device = register(user, app, fcm_token("cli-devices"), "android")
+    env = {
+        "KEYMASTER_URL": live_server.url,
+        "KEYMASTER_CLIENT_ID": app.client_id,
+        "KEYMASTER_CLIENT_SECRET": secret,
+    }
+    out, err = io.StringIO(), io.StringIO()
+
+    code = cli.main(
+        ["devices", "--app-id", str(app.app_id), "--json"], env=env, stdout=out, stderr=err
+    )
+
+    assert (code, err.getvalue()) == (cli.EXIT_OK, "")
+    assert [d["device_id"] for d in json.loads(out.getvalue())] == [str(device.id)]
+
+
+def test_send_at_is_scheduled_and_cancel_notification_cancels_it_once_and_again(
+    live_app, connect: Connect
+) -> None:
+    app, secret = live_app
+    (user,) = enrolled(app)
+    register(user, app)
+    km = connect(app, secret)
+    later = datetime.now(tz=UTC) + timedelta(hours=2)
+
+    notification_id = km.send_push(str(user.id), "Shift", "In two hours", send_at=later)
+
+    scheduled = km.get_notification(notification_id)
+    assert scheduled.status == "scheduled" and scheduled.send_at is not None
+    assert abs((scheduled.send_at - later).total_seconds()) < 1
+    canceled = km.cancel_notification(notification_id)
+    assert (canceled.notification_id, canceled.status) == (notification_id, "canceled")
+    assert km.cancel_notification(notification_id).status == "canceled"  # idempotent
+    assert km.get_notification(notification_id).status == "canceled"
+    with pytest.raises(NotFound):
+        km.cancel_notification(str(uuid.uuid4()))
+
+
+def test_cancel_notification_after_delivery_raises_not_cancelable_with_its_status(
+    fakes, live_app, connect: Connect
+) -> None:
+    app, secret = live_app
+    (user,) = enrolled(app)
+    register(user, app, fcm_token("live-cancel-late"), "android")
+    km = connect(app, secret)
+    notification_id = km.send_push(str(user.id), "Now", "x")
+    drain()
+
+    with pytest.raises(NotCancelable) as late:
+        km.cancel_notification(notification_id)
+
+    assert (late.value.status, late.value.code) == (409, "not_cancelable")
+    assert late.value.notification_status == "delivered"
+
+
+def test_broadcast_reaches_every_enrolled_user_with_a_device_and_cancel_broadcast_stops_it(
+    live_app, connect: Connect
+) -> None:
+    app, secret = live_app
+    enrolled_with_phones(app, 3, "bc")
+    enrolled(app)  # enrolled, but without a device: not a recipient
+    km = connect(app, secret)
+
+    dry = km.broadcast("Gym", "Closes early", dry_run=True)
+    assert (dry.broadcast_id, dry.recipients) == (None, 3)
+    assert km.broadcast("Gym", "x", platforms=["ios"], dry_run=True).recipients == 1
+    assert stored_ids(app) == set()
+
+    later = datetime.now(tz=UTC) + timedelta(hours=1)
+    accepted = km.broadcast("Gym", "Closes early", data={"k": "v"}, send_at=later)
+    assert accepted.broadcast_id and accepted.recipients == 3
+    drain(due_only=True)  # the fan-out: one scheduled notification per recipient
+
+    shown = km.get_broadcast(accepted.broadcast_id)
+    assert (shown.broadcast_id, shown.recipients) == (accepted.broadcast_id, 3)
+    assert shown.send_at is not None and abs((shown.send_at - later).total_seconds()) < 1
+    assert shown.counts.scheduled == 3 and shown.counts.canceled == 0
+    (one, *_) = stored_ids(app)
+    assert km.get_notification(one).broadcast_id == accepted.broadcast_id
+
+    assert km.cancel_broadcast(accepted.broadcast_id) is None
+    after = km.get_broadcast(accepted.broadcast_id)
+    assert (after.status, after.counts.canceled, after.counts.scheduled) == ("canceled", 3, 0)
+    with pytest.raises(NotFound):
+        km.get_broadcast(str(uuid.uuid4()))
+
+
+def test_topic_members_are_managed_listed_paged_and_broadcast_to(
+    live_app, connect: Connect
+) -> None:
+    app, secret = live_app
+    users = enrolled_with_phones(app, 5, "tp")
+    ids = [str(user.id) for user in users]
+    stranger = make_user()
+    km = connect(app, secret)
+
+    assert km.add_topic_members("night-shift", ids) == Topic(topic="night-shift", members=5)
+    assert km.remove_topic_members("night-shift", ids[:1]).members == 4
+    changed = km.update_topic_members("night-shift", add=ids[:1], remove=ids[1:2])
+    assert changed.members == 4
+    assert km.add_topic_members("day.shift", ids[:2]).members == 2
+    with pytest.raises(NotEnrolled) as refused:
+        km.add_topic_members("night-shift", [str(stranger.id)])
+    assert refused.value.user_ids == [str(stranger.id)]
+
+    assert sorted(km.list_topics(), key=lambda t: t.topic) == [
+        Topic(topic="day.shift", members=2),
+        Topic(topic="night-shift", members=4),
+    ]
+    first = km.topic_members("night-shift", limit=3)
+    assert len(first.user_ids) == 3 and (first.page.total, first.page.next_offset) == (4, 3)
+    members = list(km.iter_topic_members("night-shift", page_size=3))
+    assert sorted(members) == sorted([ids[0], *ids[2:]])
+    assert km.broadcast("Night", "x", topic="night-shift", dry_run=True).recipients == 4
+
+    assert km.delete_topic("day.shift") is None
+    assert [t.topic for t in km.list_topics()] == ["night-shift"]
+    with pytest.raises(NotFound):
+        km.topic_members("day.shift")

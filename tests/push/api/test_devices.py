@@ -230,6 +230,16 @@ def test_other_admin_cannot_list(app):
     )
 
 
+def test_app_backend_lists_its_own_devices_only(app, user):
+    register(user, app, fcm_token("own"), "android")
+    other = make_app()[0]
+    backend = app_client(app)
+    listed = backend.get(f"/push/devices/{app.app_id}?platform=android").json()
+    assert listed["total"] == 1 and listed["devices"][0]["user_id"] == str(user.id)
+    assert backend.get(f"/push/devices/{other.app_id}").status_code == 404
+    assert app_client(app, scopes=[]).get(f"/push/devices/{app.app_id}").status_code == 403
+
+
 def test_owner_removes_own_device(app, user):
     device = register(user, app)
     assert user_client(user).delete(f"/push/devices/{device.id}").status_code == 204

@@ -239,14 +239,19 @@ class TopicMembers:
     @classmethod
     def from_json(cls, raw: Any, topic: str) -> TopicMembers:
         obj = _object(raw, "topic members")
-        # The list is named `members` (or `user_ids`): either is read.
-        members = obj.get("members", obj.get("user_ids"))
-        if not isinstance(members, list):
-            raise UnexpectedAnswer("no list of members")
+        # The server answers {"topic", "user_ids": [...], "members": N, "limit", "offset"}:
+        # `members` is the topic's member count, as in the answer to a membership change.
+        user_ids = obj.get("user_ids")
+        if not isinstance(user_ids, list):
+            raise UnexpectedAnswer("'user_ids' is not a list")
         return cls(
             topic=_opt_str(obj, "topic") or topic,
-            user_ids=tuple(str(member) for member in members),
-            page=_page(obj, len(members)),
+            user_ids=tuple(str(member) for member in user_ids),
+            page=Page(
+                total=_int(obj, "members"),
+                limit=_opt_int(obj, "limit") or len(user_ids),
+                offset=_opt_int(obj, "offset") or 0,
+            ),
         )
 
 
