@@ -123,6 +123,22 @@ SUBSCRIPTION_SCHEMA = {
         },
     },
 }
+# An origin as push/cors.py's origin_normalise accepts it: https://host[:port], plain http only
+# for localhost and 127.0.0.1 (a trailing `/` or upper case is also accepted, and normalised).
+ORIGIN_PATTERN = (
+    r"^(https://[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*"
+    r"|http://(localhost|127\.0\.0\.1))(:[1-9][0-9]{0,3})?$"
+)
+# `data`'s values: any JSON but null (a string at most 4096 characters).
+DATA_VALUE_SCHEMA = {
+    "anyOf": [
+        {"type": "string", "maxLength": 4096},
+        {"type": "number"},
+        {"type": "boolean"},
+        {"type": "object"},
+        {"type": "array"},
+    ]
+}
 PRINTABLE_ASCII_PATTERN = r"^[ -~]+$"
 # A trimmed string (DRF strips what Python's str.isspace() calls whitespace) that is not blank:
 # one character outside that set, spelled out (regex engines disagree on `\s`).
@@ -150,6 +166,14 @@ class KeymasterAutoSchema(AutoSchema):
         return schema
 
     def _get_request_for_media_type(self, serializer: Any, direction: str = "request") -> Any:
+        if self.method == "PATCH" and getattr(serializer, "openapi_whole_on_patch", False):
+            # The view validates the whole serializer (its required fields stay required), not
+            # the partial one drf-spectacular assumes for a PATCH.
+            self.method = "PUT"
+            try:
+                return self._get_request_for_media_type(serializer, direction)
+            finally:
+                self.method = "PATCH"
         schema, required = super()._get_request_for_media_type(serializer, direction)
         # A body whose fields are each optional but one of them required is itself required.
         return schema, required or bool(getattr(serializer, "openapi_request_extra", None))
@@ -242,7 +266,12 @@ _LINKS: dict[str, tuple[tuple[int, ...], dict[str, _Link]]] = {
             "RemoveFirstDevice": (
                 "push_devices_destroy",
                 {"id": "$response.body#/apps/0/devices/0/device_id"},
-            )
+            ),
+            # The app's device list names users who have a device: the way to a send.
+            "ListFirstAppsDevices": (
+                "push_devices_retrieve",
+                {"id": "$response.body#/apps/0/app_id"},
+            ),
         },
     ),
     "push_send_create": (
@@ -251,7 +280,44 @@ _LINKS: dict[str, tuple[tuple[int, ...], dict[str, _Link]]] = {
             "GetNotification": (
                 "push_notifications_retrieve",
                 {"notification_id": "$response.body#/notification_id"},
-            )
+            ),
+            "CancelNotification": (
+                "push_notifications_cancel_create",
+                {"notification_id": "$response.body#/notification_id"},
+            ),
+        },
+    ),
+    "push_send_broadcast_create": (
+        (202,),
+        {
+            "GetBroadcast": (
+                "push_broadcasts_retrieve",
+                {"broadcast_id": "$response.body#/broadcast_id"},
+            ),
+            "CancelBroadcast": (
+                "push_broadcasts_cancel_create",
+                {"broadcast_id": "$response.body#/broadcast_id"},
+            ),
+        },
+    ),
+    "push_topics_retrieve": (
+        (200,),
+        {
+            "ListFirstTopicsMembers": (
+                "push_topics_members_retrieve",
+                {"topic": "$response.body#/topics/0/topic"},
+            ),
+            "ChangeFirstTopicsMembers": (
+                "push_topics_members_create",
+                {"topic": "$response.body#/topics/0/topic"},
+            ),
+        },
+    ),
+    "push_topics_members_create": (
+        (200,),
+        {
+            "ListMembers": ("push_topics_members_retrieve", {"topic": "$request.path.topic"}),
+            "DeleteTopic": ("push_topics_destroy", {"topic": "$request.path.topic"}),
         },
     ),
     "push_send_bulk_create": (
