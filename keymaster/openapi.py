@@ -212,7 +212,7 @@ class KeymasterAutoSchema(AutoSchema):
 # {source operationId: (its success codes, {link name: (target operationId, {parameter: value})
 # or (target, {parameter: value}, {body field: value}))})}: a body's fields are merged into it.
 _APP_ID = "$response.body#/app_id"
-_Link = tuple[str, dict[str, str]] | tuple[str, dict[str, str], dict[str, str]]
+_Link = tuple[str, dict[str, Any]] | tuple[str, dict[str, Any], dict[str, str]]
 _LINKS: dict[str, tuple[tuple[int, ...], dict[str, _Link]]] = {
     "api_apps_create": (
         (201,),
@@ -268,9 +268,10 @@ _LINKS: dict[str, tuple[tuple[int, ...], dict[str, _Link]]] = {
                 {"id": "$response.body#/apps/0/devices/0/device_id"},
             ),
             # The app's device list names users who have a device: the way to a send.
+            # (its first page: an offset drawn at random would mostly land past the end)
             "ListFirstAppsDevices": (
                 "push_devices_retrieve",
-                {"id": "$response.body#/apps/0/app_id"},
+                {"id": "$response.body#/apps/0/app_id", "offset": 0, "limit": 500},
             ),
         },
     ),
@@ -361,7 +362,7 @@ def postprocess_links(result: dict, generator: Any, request: Any, public: bool) 
     return result
 
 
-def _link(target: str, parameters: dict[str, str], body: dict[str, str] | None = None) -> dict:
+def _link(target: str, parameters: dict[str, Any], body: dict[str, str] | None = None) -> dict:
     link: dict[str, Any] = {"operationId": target, "parameters": parameters}
     if body:
         link["requestBody"] = body

@@ -239,7 +239,7 @@ def test_fuzz_stateful_links(world, server_errors, figures, capsys):
                 followed[f"{parent.operation.label} -> {case.operation.label}"] += 1
 
     settings = hypothesis.settings(
-        max_examples=max(5, fuzz_max_examples()),
+        max_examples=max(30, fuzz_max_examples()),
         stateful_step_count=6,
         deadline=None,
         database=None,
