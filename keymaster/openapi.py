@@ -268,6 +268,8 @@ _LINKS: dict[str, tuple[tuple[int, ...], dict[str, _Link]]] = {
                 {"id": "$response.body#/apps/0/devices/0/device_id"},
             ),
             # The app's device list names users who have a device: the way to a send.
+            # A send to the caller (a user with devices): it reaches 202 and queues deliveries.
+            "SendToUser": ("push_send_create", {}, {"user_id": "$response.body#/user_id"}),
             # (its first page: an offset drawn at random would mostly land past the end)
             "ListFirstAppsDevices": (
                 "push_devices_retrieve",

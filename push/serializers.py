@@ -420,5 +420,6 @@ class AccountAppDevicesOut(serializers.Serializer):
 
 
 class AccountDevicesOut(serializers.Serializer):
+    user_id = serializers.UUIDField(help_text="yours: the id an app's backend sends to")
     apps = AccountAppDevicesOut(many=True)
     total = serializers.IntegerField()
