@@ -123,6 +123,22 @@ SUBSCRIPTION_SCHEMA = {
         },
     },
 }
+# An origin as push/cors.py's origin_normalise accepts it: https://host[:port], plain http only
+# for localhost and 127.0.0.1 (a trailing `/` or upper case is also accepted, and normalised).
+ORIGIN_PATTERN = (
+    r"^(https://[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*"
+    r"|http://(localhost|127\.0\.0\.1))(:[1-9][0-9]{0,3})?$"
+)
+# `data`'s values: any JSON but null (a string at most 4096 characters).
+DATA_VALUE_SCHEMA = {
+    "anyOf": [
+        {"type": "string", "maxLength": 4096},
+        {"type": "number"},
+        {"type": "boolean"},
+        {"type": "object"},
+        {"type": "array"},
+    ]
+}
 PRINTABLE_ASCII_PATTERN = r"^[ -~]+$"
 # A trimmed string (DRF strips what Python's str.isspace() calls whitespace) that is not blank:
 # one character outside that set, spelled out (regex engines disagree on `\s`).
@@ -150,6 +166,14 @@ class KeymasterAutoSchema(AutoSchema):
         return schema
 
     def _get_request_for_media_type(self, serializer: Any, direction: str = "request") -> Any:
+        if self.method == "PATCH" and getattr(serializer, "openapi_whole_on_patch", False):
+            # The view validates the whole serializer (its required fields stay required), not
+            # the partial one drf-spectacular assumes for a PATCH.
+            self.method = "PUT"
+            try:
+                return self._get_request_for_media_type(serializer, direction)
+            finally:
+                self.method = "PATCH"
         schema, required = super()._get_request_for_media_type(serializer, direction)
         # A body whose fields are each optional but one of them required is itself required.
         return schema, required or bool(getattr(serializer, "openapi_request_extra", None))
@@ -188,7 +212,7 @@ class KeymasterAutoSchema(AutoSchema):
 # {source operationId: (its success codes, {link name: (target operationId, {parameter: value})
 # or (target, {parameter: value}, {body field: value}))})}: a body's fields are merged into it.
 _APP_ID = "$response.body#/app_id"
-_Link = tuple[str, dict[str, str]] | tuple[str, dict[str, str], dict[str, str]]
+_Link = tuple[str, dict[str, Any]] | tuple[str, dict[str, Any], dict[str, str]]
 _LINKS: dict[str, tuple[tuple[int, ...], dict[str, _Link]]] = {
     "api_apps_create": (
         (201,),
@@ -232,7 +256,15 @@ _LINKS: dict[str, tuple[tuple[int, ...], dict[str, _Link]]] = {
             "RemoveFirstDevice": (
                 "push_devices_destroy",
                 {"id": "$response.body#/apps/0/devices/0/device_id"},
-            )
+            ),
+            # The app's device list names users who have a device: the way to a send.
+            # A send to the caller (a user with devices): it reaches 202 and queues deliveries.
+            "SendToUser": ("push_send_create", {}, {"user_id": "$response.body#/user_id"}),
+            # (its first page: an offset drawn at random would mostly land past the end)
+            "ListFirstAppsDevices": (
+                "push_devices_retrieve",
+                {"id": "$response.body#/apps/0/app_id", "offset": 0, "limit": 500},
+            ),
         },
     ),
     "push_send_create": (
@@ -241,7 +273,44 @@ _LINKS: dict[str, tuple[tuple[int, ...], dict[str, _Link]]] = {
             "GetNotification": (
                 "push_notifications_retrieve",
                 {"notification_id": "$response.body#/notification_id"},
-            )
+            ),
+            "CancelNotification": (
+                "push_notifications_cancel_create",
+                {"notification_id": "$response.body#/notification_id"},
+            ),
+        },
+    ),
+    "push_send_broadcast_create": (
+        (202,),
+        {
+            "GetBroadcast": (
+                "push_broadcasts_retrieve",
+                {"broadcast_id": "$response.body#/broadcast_id"},
+            ),
+            "CancelBroadcast": (
+                "push_broadcasts_cancel_create",
+                {"broadcast_id": "$response.body#/broadcast_id"},
+            ),
+        },
+    ),
+    "push_topics_retrieve": (
+        (200,),
+        {
+            "ListFirstTopicsMembers": (
+                "push_topics_members_retrieve",
+                {"topic": "$response.body#/topics/0/topic"},
+            ),
+            "ChangeFirstTopicsMembers": (
+                "push_topics_members_create",
+                {"topic": "$response.body#/topics/0/topic"},
+            ),
+        },
+    ),
+    "push_topics_members_create": (
+        (200,),
+        {
+            "ListMembers": ("push_topics_members_retrieve", {"topic": "$request.path.topic"}),
+            "DeleteTopic": ("push_topics_destroy", {"topic": "$request.path.topic"}),
         },
     ),
     "push_send_bulk_create": (
@@ -285,7 +354,7 @@ def postprocess_links(result: dict, generator: Any, request: Any, public: bool) 
     return result
 
 
-def _link(target: str, parameters: dict[str, str], body: dict[str, str] | None = None) -> dict:
+def _link(target: str, parameters: dict[str, Any], body: dict[str, str] | None = None) -> dict:
     link: dict[str, Any] = {"operationId": target, "parameters": parameters}
     if body:
         link["requestBody"] = body

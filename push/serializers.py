@@ -13,7 +13,13 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from keymaster.fields import StrictBooleanField, StrictCharField
-from keymaster.openapi import FCM_TOKEN_SCHEMA, HTTPS_URL_PATTERN, SUBSCRIPTION_SCHEMA
+from keymaster.openapi import (
+    DATA_VALUE_SCHEMA,
+    FCM_TOKEN_SCHEMA,
+    HTTPS_URL_PATTERN,
+    ORIGIN_PATTERN,
+    SUBSCRIPTION_SCHEMA,
+)
 from push.models import MAX_TTL, NotificationStatus, Platform, Priority, Urgency
 from push.transports.webpush import MAX_ENDPOINT_LENGTH
 
@@ -31,6 +37,7 @@ def _json_size(value: Any) -> int:
     return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
 
 
+@extend_schema_field({"type": "object", "additionalProperties": DATA_VALUE_SCHEMA})
 class DataField(serializers.DictField):
     """`data`: an object of any JSON values, at most 4 KB serialized, no key FCM reserves.
 
@@ -107,8 +114,8 @@ class ContentIn(serializers.Serializer):
     data = DataField(
         required=False,
         default=dict,
-        help_text="any JSON values (FCM gets each as a string); at most 4096 bytes as compact "
-        "UTF-8 JSON (FCM's limit)",
+        help_text="any JSON values but null; at most 4096 bytes as compact UTF-8 JSON (FCM's "
+        "limit); no key FCM reserves (from, message_type, collapse_key, google.*, gcm.*)",
     )
     ttl = serializers.IntegerField(
         min_value=0,
@@ -251,6 +258,11 @@ class EndpointField(serializers.CharField):
     pass
 
 
+@extend_schema_field({"type": "string", "maxLength": 300, "pattern": ORIGIN_PATTERN})
+class OriginField(serializers.CharField):
+    pass
+
+
 class ConfigIn(serializers.Serializer):
     enabled = StrictBooleanField(required=False)
     webhook_url = WebhookUrlField(
@@ -262,8 +274,7 @@ class ConfigIn(serializers.Serializer):
     )
     daily_quota = serializers.IntegerField(min_value=1, max_value=2_000_000_000, required=False)
     allowed_origins = serializers.ListField(
-        # Blank or not, an item is checked as an origin by the service (push/cors.py).
-        child=serializers.CharField(max_length=300, allow_blank=True, trim_whitespace=False),
+        child=OriginField(max_length=300),
         required=False,
         max_length=50,
         help_text="origins of the app's own web pages that may call the browser endpoints "
@@ -409,5 +420,6 @@ class AccountAppDevicesOut(serializers.Serializer):
 
 
 class AccountDevicesOut(serializers.Serializer):
+    user_id = serializers.UUIDField(help_text="yours: the id an app's backend sends to")
     apps = AccountAppDevicesOut(many=True)
     total = serializers.IntegerField()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from keymaster.fields import StrictBooleanField, StrictCharField
@@ -15,6 +16,9 @@ from push.services.topics import MAX_MEMBERS_PER_CALL, TOPIC_NAME
 TOPIC_HELP = "1–64 characters of A-Z a-z 0-9 _ . ~ -"
 
 
+@extend_schema_field(
+    {"type": "string", "pattern": f"^{TOPIC_NAME.pattern}$", "description": TOPIC_HELP}
+)
 class TopicNameField(StrictCharField):
     default_error_messages = {"bad_name": f"Must be {TOPIC_HELP}."}
 
@@ -49,7 +53,12 @@ class TopicPathIn(serializers.Serializer):
 
 
 class BroadcastIn(ContentIn):
-    openapi_request_extra = {"properties": {"topic": {"pattern": f"^{TOPIC_NAME.pattern}$"}}}
+    openapi_request_extra = {
+        "properties": {
+            "topic": {"pattern": f"^{TOPIC_NAME.pattern}$"},
+            "platforms": {"minItems": 1},
+        }
+    }
 
     topic = TopicNameField(required=False, default="")
     platforms = serializers.ListField(
@@ -142,8 +151,7 @@ class TopicMemberListOut(serializers.Serializer):
 
 
 class AppMuteIn(serializers.Serializer):
-    # A PATCH whose one field is required: drf-spectacular would make it optional (partial).
-    openapi_request_extra = {"required": ["muted"]}
+    openapi_whole_on_patch = True  # PATCH /account/apps/{app_id} needs `muted`
 
     muted = StrictBooleanField()
 

@@ -169,4 +169,6 @@ class AccountDevicesView(APIView):
         """List the caller's own devices, grouped by app."""
         groups = devices_of_user_by_app(request.user)
         total = sum(len(group["devices"]) for group in groups)
-        return Response(AccountDevicesOut({"apps": groups, "total": total}).data)
+        return Response(
+            AccountDevicesOut({"user_id": request.user.id, "apps": groups, "total": total}).data
+        )

@@ -4,8 +4,10 @@ The schema is the one Keymaster serves at /api/schema/; requests go in-process t
 against a real database world (tests/security/fuzz_support.py). Checks: no 5xx; status codes,
 content types, headers and bodies as documented; invalid input rejected; an operation that needs
 a token refuses requests without one or with a wrong one. A second test follows the schema's
-OpenAPI links (register → remove the device, send → read the notification, create an app → use
-it). Figures go to artifacts/reliability/fuzz.json.
+OpenAPI links (register → remove the device, the account's device list → a send to its user →
+read or cancel the notification, broadcast → read or cancel it, topics → members, create an app →
+use it); at least 60 link scenarios, so some sends reach 202 even at the CI budget. Figures go
+to artifacts/reliability/fuzz.json.
 
 `FUZZ_MAX_EXAMPLES` (default small, for CI) and `FUZZ_SEED` set the budget and the seed;
 `FUZZ_ONLY` (a regex on "METHOD /path") focuses a local run.
@@ -239,7 +241,7 @@ def test_fuzz_stateful_links(world, server_errors, figures, capsys):
                 followed[f"{parent.operation.label} -> {case.operation.label}"] += 1
 
     settings = hypothesis.settings(
-        max_examples=max(5, fuzz_max_examples()),
+        max_examples=max(60, fuzz_max_examples()),
         stateful_step_count=6,
         deadline=None,
         database=None,

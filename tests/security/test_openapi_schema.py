@@ -105,3 +105,68 @@ def test_links_lead_sends_to_real_users(schema):
     assert link["requestBody"] == {"user_id": "$response.body#/devices/0/user_id"}
     invited = _operation(schema, "/api/apps/{app_id}/enrollments")["responses"]["202"]
     assert "links" not in invited  # an invitation enrolls nobody yet
+
+
+def test_muting_an_app_needs_muted_though_it_is_a_patch(schema):
+    operation = _operation(schema, "/account/apps/{app_id}", "patch")
+    body = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    assert body.endswith("/AppMuteInRequest") and operation["requestBody"]["required"] is True
+    assert _component(schema, "AppMuteInRequest")["required"] == ["muted"]
+    app = make_app()[0]
+    user = make_user()
+    refused = user_client(user).patch(f"/account/apps/{app.app_id}", {}, format="json")
+    assert refused.status_code == 400 and "muted" in refused.json()["error"]["fields"]
+
+
+def test_an_open_is_reported_by_exactly_one_of_token_or_notification_id(schema):
+    assert _component(schema, "OpenedInRequest")["oneOf"] == [
+        {"required": ["token"]},
+        {"required": ["notification_id"]},
+    ]
+    assert APIClient().post("/push/opened", {}, format="json").status_code == 400
+
+
+def test_broadcast_platforms_topics_origins_and_data_values_say_their_rules(schema):
+    broadcast = _component(schema, "BroadcastInRequest")["properties"]
+    assert broadcast["platforms"]["minItems"] == 1
+    topic = re.compile(broadcast["topic"]["pattern"])
+    assert topic.search("news.eu-1") and not topic.search("") and not topic.search("a b")
+    origin = re.compile(
+        _component(schema, "PatchedConfigInRequest")["properties"]["allowed_origins"]["items"][
+            "pattern"
+        ]
+    )
+    for accepted in (
+        "https://app.example.com",
+        "https://app.example.com:8443",
+        "http://localhost:3000",
+    ):
+        assert origin.search(accepted)
+    for refused in ("", "http://app.example.com", "https://app.example.com/path", "https://"):
+        assert not origin.search(refused)
+    data_value = _component(schema, "SendInRequest")["properties"]["data"]["additionalProperties"]
+    assert {alternative["type"] for alternative in data_value["anyOf"]} == {
+        "string",
+        "number",
+        "boolean",
+        "object",
+        "array",
+    }  # null is refused
+
+
+def test_links_reach_sends_cancels_broadcasts_and_topics(schema):
+    devices = _operation(schema, "/account/devices", "get")["responses"]["200"]["links"]
+    assert devices["SendToUser"]["requestBody"] == {"user_id": "$response.body#/user_id"}
+    sent = _operation(schema, "/push/send")["responses"]["202"]["links"]
+    assert sent["CancelNotification"]["operationId"] == "push_notifications_cancel_create"
+    broadcast = _operation(schema, "/push/send/broadcast")["responses"]["202"]["links"]
+    assert {link["operationId"] for link in broadcast.values()} == {
+        "push_broadcasts_retrieve",
+        "push_broadcasts_cancel_create",
+    }
+    topics = _operation(schema, "/push/topics", "get")["responses"]["200"]["links"]
+    assert topics["ListFirstTopicsMembers"]["parameters"] == {
+        "topic": "$response.body#/topics/0/topic"
+    }
+    user = make_user()
+    assert user_client(user).get("/account/devices").json()["user_id"] == str(user.id)
