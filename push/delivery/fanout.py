@@ -75,8 +75,10 @@ def broadcast_fan_out_chunk(broadcast_id: str, *, set_based: bool | None = None)
         audience = audience.order_by("user_id")[: settings.PUSH_BROADCAST_CHUNK]
         now = timezone.now()
         if set_based:
-            made, last_user, delivery_ids = chunk_insert(broadcast, audience, now)
+            made, muted, last_user, delivery_ids = chunk_insert(broadcast, audience, now)
             deliveries_enqueue_due(delivery_ids, broadcast.send_at)
+            queued = made - muted
+            metrics.broadcast_notifications_made(["muted"] * muted + ["queued"] * queued)
         else:
             users = list(audience.values_list("user_id", "muted"))
             made, last_user = len(users), users[-1][0] if users else None

@@ -28,10 +28,11 @@ from push.services.notifications import content_of
 
 def chunk_insert(
     broadcast: Broadcast, audience: QuerySet, now: datetime
-) -> tuple[int, Any, list[int]]:
+) -> tuple[int, int, Any, list[int]]:
     """Make the notifications and deliveries of `audience` (ordered, limited) in one statement.
 
-    Return how many notifications were made, the last user id, and the new delivery ids.
+    Return how many notifications were made, how many of them muted, the last user id, and the
+    new delivery ids.
     """
     audience_sql, audience_params = audience.values("user_id", "muted").query.sql_with_params()
     notifications_sql, notifications_params = _notifications_insert(broadcast, now)
@@ -41,13 +42,15 @@ def chunk_insert(
         f" made AS ({notifications_sql}),"
         f" sent AS ({deliveries_sql})"
         " SELECT (SELECT count(*) FROM made),"
+        " (SELECT count(*) FROM made WHERE status = %s),"
         " (SELECT user_id FROM made ORDER BY user_id DESC LIMIT 1),"
         " ARRAY(SELECT id FROM sent ORDER BY id)"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*audience_params, *notifications_params, *deliveries_params])
-        made, last_user, delivery_ids = cursor.fetchone()
-    return made, last_user, list(delivery_ids)
+        params = [*audience_params, *notifications_params, *deliveries_params]
+        cursor.execute(sql, [*params, NotificationStatus.MUTED.value])
+        made, muted, last_user, delivery_ids = cursor.fetchone()
+    return made, muted, last_user, list(delivery_ids)
 
 
 def _notifications_insert(broadcast: Broadcast, now: datetime) -> tuple[str, list[Any]]:
