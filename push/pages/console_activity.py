@@ -19,7 +19,7 @@ from push.forms import (
     add_service_errors,
 )
 from push.pages.access import ConsoleView
-from push.pages.flow import form_failed, form_for_get, page_of, query_without_page
+from push.pages.flow import form_failed, form_for_get, list_context
 from push.selectors import (
     audit_actions_of_app,
     console_audit_events,
@@ -39,23 +39,12 @@ from push.services.config import push_config_for
 from push.services.redelivery import receipt_redeliver
 
 
-def _list_context(request: HttpRequest, view: ConsoleView, tab: str, filters, items) -> dict:
-    return {
-        "app": view.app,
-        "tab": tab,
-        "filter_form": filters,
-        "filtered": bool(filters.filters()),
-        "page": page_of(request, items),
-        "query": query_without_page(request),
-    }
-
-
 class DevicesTabView(ConsoleView):
     def get(self, request: HttpRequest, app_id: str) -> HttpResponse:
         """List the app's devices by platform and user email, a page at a time."""
         filters = DeviceFilterForm(request.GET, auto_id="filter_%s")
         devices = console_devices(self.app, **filters.filters())
-        context = _list_context(request, self, "devices", filters, devices)
+        context = list_context(request, self.app, "devices", filters, devices)
         context["platform_counts"] = device_counts_by_platform(self.app)
         context["going_stale"] = devices_going_stale(app=self.app)
         return render(request, "push/tab_devices.html", context)
@@ -66,7 +55,7 @@ class NotificationsTabView(ConsoleView):
         """List the app's notifications with their filters, and offer a test send."""
         filters = NotificationFilterForm(request.GET, auto_id="filter_%s")
         notifications = console_notifications(self.app, **filters.filters())
-        context = _list_context(request, self, "notifications", filters, notifications)
+        context = list_context(request, self.app, "notifications", filters, notifications)
         with_user_emails(context["page"].object_list)
         context["config"] = push_config_for(self.app)
         context.update(_test_send_context(request, self.app))
@@ -127,7 +116,7 @@ class ReceiptsTabView(ConsoleView):
         """List the receipts POSTed to the webhook, with each attempt."""
         filters = ReceiptFilterForm(request.GET, auto_id="filter_%s")
         receipts = console_receipts(self.app, **filters.filters())
-        context = _list_context(request, self, "receipts", filters, receipts)
+        context = list_context(request, self.app, "receipts", filters, receipts)
         context["config"] = push_config_for(self.app)
         return render(request, "push/tab_receipts.html", context)
 
@@ -138,7 +127,7 @@ class AuditTabView(ConsoleView):
         actions = audit_actions_of_app(self.app)
         filters = AuditFilterForm(request.GET, actions=actions, auto_id="filter_%s")
         events = console_audit_events(self.app, **filters.filters())
-        context = _list_context(request, self, "audit", filters, events)
+        context = list_context(request, self.app, "audit", filters, events)
         return render(request, "push/tab_audit.html", context)
 
 

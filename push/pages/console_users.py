@@ -11,7 +11,7 @@ from accounts.models import Invitation
 from accounts.selectors import app_is_administered_by, invitations_of_app
 from push.forms import AdminAddForm, EnrollForm, UserFilterForm
 from push.pages.access import ConsoleView
-from push.pages.flow import form_failed, form_for_get, page_of, query_without_page
+from push.pages.flow import form_failed, form_for_get, list_context
 from push.selectors import app_admins, console_enrollments
 from push.services.apps import (
     app_admin_remove,
@@ -33,18 +33,14 @@ class UsersTabView(ConsoleView):
     def get(self, request: HttpRequest, app_id: str) -> HttpResponse:
         """List the app's enrolled users and admins, with forms to add and remove them."""
         filters = UserFilterForm(request.GET, auto_id="filter_%s")
-        context = {
-            "app": self.app,
-            "tab": "users",
-            "filter_form": filters,
-            "filtered": bool(filters.filters()),
-            "page": page_of(request, console_enrollments(self.app, **filters.filters())),
-            "query": query_without_page(request),
-            "admins": app_admins(self.app),
-            "invitations": invitations_of_app(self.app),
-            "enroll_form": form_for_get(request, "enroll", EnrollForm, auto_id="enroll_%s"),
-            "admin_form": form_for_get(request, "admin", AdminAddForm, auto_id="admin_%s"),
-        }
+        enrollments = console_enrollments(self.app, **filters.filters())
+        context = list_context(request, self.app, "users", filters, enrollments)
+        context.update(
+            admins=app_admins(self.app),
+            invitations=invitations_of_app(self.app),
+            enroll_form=form_for_get(request, "enroll", EnrollForm, auto_id="enroll_%s"),
+            admin_form=form_for_get(request, "admin", AdminAddForm, auto_id="admin_%s"),
+        )
         return render(request, "push/tab_users.html", context)
 
 

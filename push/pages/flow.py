@@ -79,3 +79,15 @@ def page_of(request: HttpRequest, items: Any, per_page: int = PER_PAGE) -> Page:
 def query_without_page(request: HttpRequest) -> str:
     """Return the query string minus `page`, for the pager's links to keep the filters."""
     return urlencode([(k, v) for k, v in request.GET.items() if k != "page" and v])
+
+
+def list_context(request: HttpRequest, app: Any, tab: str, filters: Any, items: Any) -> dict:
+    """The context every filtered, paged Console list shares (the app, its tab, the page)."""
+    return {
+        "app": app,
+        "tab": tab,
+        "filter_form": filters,
+        "filtered": bool(filters.filters()),
+        "page": page_of(request, items),
+        "query": query_without_page(request),
+    }
