@@ -19,7 +19,7 @@ from push.forms import (
     add_service_errors,
 )
 from push.pages.access import ConsoleView
-from push.pages.flow import form_failed, form_for_get, list_context
+from push.pages.flow import form_failed, form_for_get, list_context, redirect_back
 from push.selectors import (
     audit_actions_of_app,
     console_audit_events,
@@ -149,7 +149,4 @@ class ReceiptRedeliverView(ConsoleView):
             messages.error(request, exc.message)
         else:
             messages.success(request, "Receipt queued for redelivery.")
-        back = request.POST.get("back", "")
-        if back.startswith(reverse("console-app", args=[self.app.pk])):
-            return redirect(back)
-        return redirect("console-receipts", self.app.pk)
+        return redirect_back(request, self.app, "console-receipts")

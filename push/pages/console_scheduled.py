@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect, render
-from django.urls import reverse
+from django.shortcuts import render
 
 from keymaster.errors import Conflict
 from push.pages.access import ConsoleView
+from push.pages.flow import redirect_back
 from push.selectors import with_user_emails
 from push.selectors_scheduling import (
     broadcast_summary,
@@ -17,14 +17,6 @@ from push.selectors_scheduling import (
 )
 from push.services.app_admin import broadcast_cancel_by_admin, notification_cancel_by_admin
 from push.services.broadcasts import broadcast_for_app
-
-
-def _back(request: HttpRequest, view: ConsoleView) -> HttpResponse:
-    # Back to the page the button was on (a notification's page, or this tab), never elsewhere.
-    back = request.POST.get("back", "")
-    if back.startswith(reverse("console-app", args=[view.app.pk])):
-        return redirect(back)
-    return redirect("console-scheduled", view.app.pk)
 
 
 class ScheduledTabView(ConsoleView):
@@ -61,7 +53,7 @@ class NotificationCancelView(ConsoleView):
             messages.error(request, exc.message)
         else:
             messages.success(request, "Notification canceled: it will not be sent.")
-        return _back(request, self)
+        return redirect_back(request, self.app, "console-scheduled")
 
 
 class BroadcastCancelView(ConsoleView):
@@ -69,4 +61,4 @@ class BroadcastCancelView(ConsoleView):
         """Cancel a broadcast: its fan-out stops and its unsent notifications are canceled."""
         broadcast_cancel_by_admin(app=self.app, broadcast_id=broadcast_id, actor=request.user)
         messages.success(request, "Broadcast canceled: what was not yet sent will not be.")
-        return _back(request, self)
+        return redirect_back(request, self.app, "console-scheduled")

@@ -12,7 +12,9 @@ from typing import Any
 from django.core.paginator import Page, Paginator
 from django.forms import Form, PasswordInput
 from django.forms.utils import ErrorDict, ErrorList
-from django.http import HttpRequest, QueryDict
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import redirect
+from django.urls import reverse
 from django.utils.http import urlencode
 
 from keymaster.crypto import decrypt, encrypt
@@ -91,3 +93,11 @@ def list_context(request: HttpRequest, app: Any, tab: str, filters: Any, items: 
         "page": page_of(request, items),
         "query": query_without_page(request),
     }
+
+
+def redirect_back(request: HttpRequest, app: Any, fallback: str) -> HttpResponse:
+    """Redirect to the POST's `back` page if it is one of this app's, else to `fallback`."""
+    back = request.POST.get("back", "")
+    if back.startswith(reverse("console-app", args=[app.pk])):
+        return redirect(back)
+    return redirect(fallback, app.pk)
