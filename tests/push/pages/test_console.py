@@ -492,6 +492,15 @@ def test_receipts_show_attempts_and_can_be_redelivered(app, browser):
     assert actions(app)[-1] == "receipt.redeliver"
 
 
+def test_redeliver_goes_back_only_to_a_page_of_the_app(app, browser):
+    enable_push(app)
+    receipt = _receipt(app)
+    redeliver = at(app, "receipts", f"{receipt.id}/redeliver")
+    page = at(app, "receipts") + "?status=failed"
+    assert browser.post(redeliver, {"back": page}).url == page
+    assert browser.post(redeliver, {"back": "https://evil.example/"}).url == at(app, "receipts")
+
+
 def test_redeliver_of_another_apps_receipt_is_404(app, browser):
     receipt = _receipt(make_app()[0])
     assert browser.post(at(app, "receipts", f"{receipt.id}/redeliver")).status_code == 404
