@@ -7,7 +7,6 @@ from typing import Any
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 
 from keymaster.errors import InvalidInput, KeymasterError
 from push.forms import (
@@ -19,7 +18,7 @@ from push.forms import (
     add_service_errors,
 )
 from push.pages.access import ConsoleView
-from push.pages.flow import form_failed, form_for_get, list_context, redirect_back
+from push.pages.flow import form_failed, form_for_get, list_context, redirect_back, redirect_to
 from push.selectors import (
     audit_actions_of_app,
     console_audit_events,
@@ -100,7 +99,7 @@ class SendTestView(ConsoleView):
                 form.add_error(None, exc.message)
         if not form.is_valid():
             form_failed(request, "test", form)
-            return redirect(reverse("console-notifications", args=[self.app.pk]) + "#test-send")
+            return redirect_to("console-notifications", self.app, "test-send")
         scheduled = form.cleaned_data["send_at"]
         messages.success(
             request,

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
-from django.urls import reverse
+from django.shortcuts import render
 
 from keymaster.errors import InvalidInput
 from push.forms import PushSettingsForm, ServiceAccountForm, add_service_errors
 from push.pages.access import ConsoleView
-from push.pages.flow import form_failed, form_for_get, show_once, take_once
+from push.pages.flow import form_failed, form_for_get, redirect_to, show_once, take_once
 from push.pages.quota import quota_usage
 from push.services.app_admin import webhook_secret_reveal
 from push.services.config import (
@@ -19,10 +18,6 @@ from push.services.config import (
     push_config_set_fcm_service_account,
     push_config_update,
 )
-
-
-def _settings(app_id: object, anchor: str) -> HttpResponse:
-    return redirect(reverse("console-settings", args=[app_id]) + f"#{anchor}")
 
 
 class SettingsTabView(ConsoleView):
@@ -58,7 +53,7 @@ class PushEnabledView(ConsoleView):
         if config.is_provisioned and not was_provisioned:
             show_once(request, f"reveal-{self.app.pk}", "provisioned")
         messages.success(request, f"Push notifications are {'on' if enabled else 'off'}.")
-        return _settings(self.app.pk, "status")
+        return redirect_to("console-settings", self.app, "status")
 
 
 class PushSettingsView(ConsoleView):
@@ -72,7 +67,7 @@ class PushSettingsView(ConsoleView):
                 add_service_errors(form, exc)
         if not form.is_valid():
             form_failed(request, "settings", form)
-            return _settings(self.app.pk, "settings")
+            return redirect_to("console-settings", self.app, "settings")
         messages.success(request, "Settings saved.")
         usage = quota_usage(push_config_for(self.app))
         if usage.used > usage.quota:
@@ -81,7 +76,7 @@ class PushSettingsView(ConsoleView):
                 f"{usage.used:,} notifications were already sent today, more than the new quota "
                 f"of {usage.quota:,}: sends are refused until 00:00 UTC.",
             )
-        return _settings(self.app.pk, "settings")
+        return redirect_to("console-settings", self.app, "settings")
 
 
 class WebhookSecretRevealView(ConsoleView):
@@ -89,7 +84,7 @@ class WebhookSecretRevealView(ConsoleView):
         """Show the webhook secret once (the look is audited)."""
         if webhook_secret_reveal(app=self.app, actor=request.user):
             show_once(request, f"reveal-{self.app.pk}", "secret")
-        return _settings(self.app.pk, "webhook-secret")
+        return redirect_to("console-settings", self.app, "webhook-secret")
 
 
 class WebhookSecretRotateView(ConsoleView):
@@ -100,7 +95,7 @@ class WebhookSecretRotateView(ConsoleView):
         messages.success(
             request, "New webhook secret made. Update your receiver to verify with it."
         )
-        return _settings(self.app.pk, "webhook-secret")
+        return redirect_to("console-settings", self.app, "webhook-secret")
 
 
 class ServiceAccountView(ConsoleView):
@@ -111,7 +106,7 @@ class ServiceAccountView(ConsoleView):
                 app=self.app, actor=request.user, service_account=None
             )
             messages.success(request, "This app now sends through Keymaster's FCM project.")
-            return _settings(self.app.pk, "fcm")
+            return redirect_to("console-settings", self.app, "fcm")
         form = ServiceAccountForm(request.POST, request.FILES, auto_id="fcm_%s")
         if form.is_valid():
             try:
@@ -122,6 +117,6 @@ class ServiceAccountView(ConsoleView):
                 add_service_errors(form, exc, {"service_account": "file"})
         if not form.is_valid():
             form_failed(request, "fcm", form)
-            return _settings(self.app.pk, "fcm")
+            return redirect_to("console-settings", self.app, "fcm")
         messages.success(request, "Service account saved; FCM sends now use it.")
-        return _settings(self.app.pk, "fcm")
+        return redirect_to("console-settings", self.app, "fcm")

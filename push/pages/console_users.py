@@ -5,13 +5,12 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 
 from accounts.models import Invitation
 from accounts.selectors import app_is_administered_by, invitations_of_app
 from push.forms import AdminAddForm, EnrollForm, UserFilterForm
 from push.pages.access import ConsoleView
-from push.pages.flow import form_failed, form_for_get, list_context
+from push.pages.flow import form_failed, form_for_get, list_context, redirect_to
 from push.selectors import app_admins, console_enrollments
 from push.services.apps import (
     app_admin_remove,
@@ -23,10 +22,6 @@ from push.services.apps import (
 # What the page says after an enroll or an admin add: the same words for every address, so an
 # admin cannot probe who uses Keymaster (the cross-tenant lookup rule).
 INVITED_MESSAGE = "Invitation sent to {emails}."
-
-
-def _users(app_id: object, anchor: str = "") -> HttpResponse:
-    return redirect(reverse("console-users", args=[app_id]) + (f"#{anchor}" if anchor else ""))
 
 
 class UsersTabView(ConsoleView):
@@ -50,11 +45,11 @@ class EnrollView(ConsoleView):
         form = EnrollForm(request.POST, auto_id="enroll_%s")
         if not form.is_valid():
             form_failed(request, "enroll", form)
-            return _users(self.app.pk, "enroll")
+            return redirect_to("console-users", self.app, "enroll")
         emails = form.cleaned_data["emails"]
         invitations_send(app=self.app, emails=emails, role=Invitation.Role.USER, actor=request.user)
         messages.success(request, INVITED_MESSAGE.format(emails=", ".join(emails)))
-        return _users(self.app.pk, "invitations")
+        return redirect_to("console-users", self.app, "invitations")
 
 
 class EnrollmentRemoveView(ConsoleView):
@@ -62,7 +57,7 @@ class EnrollmentRemoveView(ConsoleView):
         """Remove one enrollment."""
         enrollment_remove_by_admin(app=self.app, user_id=user_id, actor=request.user)
         messages.success(request, "Enrollment removed: the app can no longer send to them.")
-        return _users(self.app.pk)
+        return redirect_to("console-users", self.app)
 
 
 class AdminAddView(ConsoleView):
@@ -71,12 +66,12 @@ class AdminAddView(ConsoleView):
         form = AdminAddForm(request.POST, auto_id="admin_%s")
         if not form.is_valid():
             form_failed(request, "admin", form)
-            return _users(self.app.pk, "admins")
+            return redirect_to("console-users", self.app, "admins")
         email = form.cleaned_data["email"].strip().lower()
         role = Invitation.Role.ADMIN
         invitations_send(app=self.app, emails=[email], role=role, actor=request.user)
         messages.success(request, INVITED_MESSAGE.format(emails=email))
-        return _users(self.app.pk, "invitations")
+        return redirect_to("console-users", self.app, "invitations")
 
 
 class InvitationRevokeView(ConsoleView):
@@ -84,7 +79,7 @@ class InvitationRevokeView(ConsoleView):
         """Withdraw a pending invitation."""
         invitation_revoke(app=self.app, invitation_id=invitation_id, actor=request.user)
         messages.success(request, "Invitation revoked.")
-        return _users(self.app.pk, "invitations")
+        return redirect_to("console-users", self.app, "invitations")
 
 
 class AdminRemoveView(ConsoleView):
@@ -94,4 +89,4 @@ class AdminRemoveView(ConsoleView):
         messages.success(request, "Admin removed.")
         if not app_is_administered_by(self.app, request.user):
             return redirect("console")
-        return _users(self.app.pk, "admins")
+        return redirect_to("console-users", self.app, "admins")

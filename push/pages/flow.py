@@ -95,6 +95,11 @@ def list_context(request: HttpRequest, app: Any, tab: str, filters: Any, items: 
     }
 
 
+def redirect_to(view_name: str, app: Any, anchor: str = "") -> HttpResponse:
+    """Redirect to one of the app's Console pages, at `anchor` (the form that was sent) if given."""
+    return redirect(reverse(view_name, args=[app.pk]) + (f"#{anchor}" if anchor else ""))
+
+
 def redirect_back(request: HttpRequest, app: Any, fallback: str) -> HttpResponse:
     """Redirect to the POST's `back` page if it is one of this app's, else to `fallback`."""
     back = request.POST.get("back", "")
