@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -192,3 +193,10 @@ def test_muted_notifications_are_a_status_filter(app, browser, ann):
         .content.decode()
         .split('id="notifications"')[1]
     )
+
+
+def test_the_cancel_question_names_a_removed_recipient(app, browser, ann):
+    _schedule_test(browser, app, _later())
+    Notification.objects.update(user_id=uuid.uuid4())  # the recipient's account is gone
+    page = browser.get(url(app, "scheduled/")).content.decode()
+    assert "Cancel “Later” to a removed user? It will not be sent." in page
