@@ -23,18 +23,6 @@ def app():
     return make_app(name="GymOps")[0]
 
 
-@pytest.fixture
-def admin(app):
-    return make_admin(app)
-
-
-@pytest.fixture
-def browser(admin):
-    client = Client()
-    client.force_login(admin)
-    return client
-
-
 def url(app, suffix=""):
     return f"/console/apps/{app.app_id}/{suffix}"
 

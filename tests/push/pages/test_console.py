@@ -43,18 +43,6 @@ def app():
     return make_app(name="GymOps")[0]
 
 
-@pytest.fixture
-def admin(app):
-    return make_admin(app)
-
-
-@pytest.fixture
-def browser(admin):
-    client = Client()
-    client.force_login(admin)
-    return client
-
-
 def tab(app, suffix=""):
     """The Settings tab and its forms."""
     return f"/console/apps/{app.app_id}/settings/{suffix}"
