@@ -97,6 +97,9 @@ def test_revoke_refuses_what_is_not_a_refresh_token():
     tokens = user_tokens_issue(make_user())
     response = APIClient().post("/auth/token/revoke", {"refresh": tokens["access"]}, format="json")
     assert response.status_code == 401
+    # Refused, so nothing was revoked: the session's tokens still work.
+    assert _apps(tokens["access"]) == 200
+    assert _refresh(tokens["refresh"]).status_code == 200
 
 
 def test_signing_out_revokes_the_sessions_cookie_token():

@@ -23,18 +23,6 @@ def app():
     return make_app(name="GymOps")[0]
 
 
-@pytest.fixture
-def admin(app):
-    return make_admin(app)
-
-
-@pytest.fixture
-def browser(admin):
-    client = Client()
-    client.force_login(admin)
-    return client
-
-
 def url(app, suffix=""):
     return f"/console/apps/{app.app_id}/{suffix}"
 
@@ -356,6 +344,9 @@ def test_password_change_needs_the_old_one_and_signs_other_sessions_out():
     page = page_after(here, here.post("/account/password", wrong))
     assert "data-form-error" in page and "old password was entered incorrectly" in page
     assert "nope" not in page  # passwords never come back in the page
+    user.refresh_from_db()
+    assert user.check_password(PASSWORD)  # refused: the password is unchanged
+    assert elsewhere.get("/account").status_code == 200  # and no session was signed out
     good = {
         "old_password": PASSWORD,
         "new_password1": "N3w-pass-phrase",

@@ -6,12 +6,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.test import Client
 
 from push.models import AuditEvent, Broadcast, Delivery, DeliveryStatus, Notification
 from push.services.broadcasts import BroadcastDraft, broadcast_send
 from tests.drain import drain
-from tests.factories import enable_push, enroll, make_admin, make_app, make_user, register
+from tests.factories import enable_push, enroll, make_app, make_user, register
 
 pytestmark = pytest.mark.django_db
 
@@ -21,13 +20,6 @@ def app():
     app = make_app(name="GymOps")[0]
     enable_push(app, daily_quota=50)
     return app
-
-
-@pytest.fixture
-def browser(app):
-    client = Client()
-    client.force_login(make_admin(app))
-    return client
 
 
 @pytest.fixture

@@ -102,6 +102,7 @@ def test_same_origin_calls_need_no_allowed_origin():
         HTTP_ORIGIN="http://testserver",
     )
     assert response.status_code == 201
+    assert Device.objects.filter(user=user, app=app, platform="android").count() == 1
 
 
 def test_allowed_origins_are_set_normalised_and_shown():

@@ -126,9 +126,20 @@ def test_opens_are_refused_when_the_app_does_not_track_them(tracked, providers):
     assert Delivery.objects.get().opened_at is None
 
 
-def test_either_a_token_or_a_notification_id(tracked):
+def test_either_a_token_or_a_notification_id(tracked, providers):
     response = APIClient().post("/push/opened", {}, format="json")
     assert response.status_code == 400
+    assert response.json()["error"]["code"] == "validation_error"
+
+    app, config, user = tracked
+    register(user, app, providers["webpush"].new_subscription(config.vapid_public_key), "web")
+    notification_id = _send(app, user)
+    drain()
+    both = {"token": _payload(providers)["open_token"], "notification_id": notification_id}
+    response = user_client(user).post("/push/opened", both, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "validation_error"
+    assert Delivery.objects.get().opened_at is None
 
 
 def test_the_schema_shows_opened_at_the_config_fields_and_cors_headers():

@@ -110,6 +110,8 @@ def test_http_webhook_allowed_for_allowlisted_host(app, admin, settings):
     settings.OUTBOUND_ALLOWED_HOSTS = "127.0.0.1"
     response = admin.patch(f"/push/config/{app.app_id}", {"webhook_url": "http://127.0.0.1:9/hook"})
     assert response.status_code == 200
+    assert response.json()["webhook_url"] == "http://127.0.0.1:9/hook"
+    assert PushConfig.objects.get(app=app).webhook_url == "http://127.0.0.1:9/hook"
 
 
 @pytest.mark.parametrize("quota", [0, -1, "many", 1.5])

@@ -249,6 +249,7 @@ def test_owner_removes_own_device(app, user):
 def test_app_backend_removes_its_device(app, user):
     device = register(user, app)
     assert app_client(app).delete(f"/push/devices/{device.id}").status_code == 204
+    assert not Device.objects.filter(pk=device.id).exists()
 
 
 def test_anyone_else_gets_404(app, user):
@@ -261,6 +262,7 @@ def test_anyone_else_gets_404(app, user):
 def test_client_without_push_send_gets_403(app, user):
     device = register(user, app)
     assert app_client(app, scopes=[]).delete(f"/push/devices/{device.id}").status_code == 403
+    assert Device.objects.filter(pk=device.id).exists()
 
 
 def test_account_devices_grouped_by_app(app, user):

@@ -43,18 +43,6 @@ def app():
     return make_app(name="GymOps")[0]
 
 
-@pytest.fixture
-def admin(app):
-    return make_admin(app)
-
-
-@pytest.fixture
-def browser(admin):
-    client = Client()
-    client.force_login(admin)
-    return client
-
-
 def tab(app, suffix=""):
     """The Settings tab and its forms."""
     return f"/console/apps/{app.app_id}/settings/{suffix}"
@@ -211,9 +199,12 @@ def test_rotate_replaces_the_secret_and_shows_the_new_one(app, browser):
 
 
 def test_rotate_and_reveal_refuse_get(app, browser):
-    enable_push(app)
+    secret = enable_push(app).webhook_secret
     assert browser.get(tab(app, "webhook-secret/rotate")).status_code == 405
     assert browser.get(tab(app, "webhook-secret/reveal")).status_code == 405
+    # A GET neither rotates nor reveals: the secret is the same and nothing was audited.
+    assert push_config_for(app).webhook_secret == secret
+    assert not {"webhook_secret.rotate", "webhook_secret.reveal"} & set(actions(app))
 
 
 def _service_account(**overrides):
