@@ -247,11 +247,7 @@ class TopicMembers:
         return cls(
             topic=_opt_str(obj, "topic") or topic,
             user_ids=tuple(str(member) for member in user_ids),
-            page=Page(
-                total=_int(obj, "members"),
-                limit=_opt_int(obj, "limit") or len(user_ids),
-                offset=_opt_int(obj, "offset") or 0,
-            ),
+            page=_page(obj, len(user_ids), total="members"),
         )
 
 
@@ -310,12 +306,12 @@ def parse_time(value: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
-def _page(obj: Mapping[str, Any], count: int) -> Page:
-    offset = _opt_int(obj, "offset") or 0
+def _page(obj: Mapping[str, Any], count: int, *, total: str = "total") -> Page:
+    """Read a listing's paging fields; `total` names the field holding the item count."""
     return Page(
-        total=_int(obj, "total"),
+        total=_int(obj, total),
         limit=_opt_int(obj, "limit") or count,
-        offset=offset,
+        offset=_opt_int(obj, "offset") or 0,
     )
 
 
