@@ -181,6 +181,8 @@ def test_errors_exit_with_their_kinds_code_and_a_json_error(
     error = json.loads(run.err)["error"]
     assert error["status"] == reply.status
     assert error["code"] == reply.body["error"]["code"]
+    # A validation error carries its field messages; the others have none.
+    assert error.get("fields") == reply.body["error"].get("fields")
 
 
 def test_wrong_secret_exits_with_the_authentication_code(stub: StubServer) -> None:

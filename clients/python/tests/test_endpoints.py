@@ -413,6 +413,17 @@ def test_an_answer_missing_a_field_is_an_unexpected_response_error(
     assert caught.value.code == "unexpected_response"
 
 
+def test_a_listing_whose_items_are_not_a_list_is_an_unexpected_response_error(
+    stub: StubServer, make_client: MakeClient
+) -> None:
+    stub.install("GET", "/push/devices/app-uuid", Reply(200, {"devices": {}, "total": 0}))
+
+    with pytest.raises(KeymasterError, match="'devices' is not a list") as caught:
+        make_client().list_devices("app-uuid")
+
+    assert caught.value.code == "unexpected_response"
+
+
 # --- The async client's own concurrency ------------------------------------------------------
 
 

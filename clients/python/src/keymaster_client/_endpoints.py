@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -281,7 +281,7 @@ def expect_str(answer: Any, name: str) -> str:
     return value
 
 
-def _ids_reader(count: int) -> Any:
+def _ids_reader(count: int) -> Callable[[Any], list[str]]:
     def read(answer: Any) -> list[str]:
         ids = answer.get("notification_ids") if isinstance(answer, dict) else None
         if not isinstance(ids, list) or len(ids) != count:

@@ -111,9 +111,7 @@ class Notification:
     def from_json(cls, raw: Any) -> Notification:
         obj = _object(raw, "notification")
         data = obj.get("data")
-        deliveries = obj.get("deliveries", [])
-        if not isinstance(deliveries, list):
-            raise UnexpectedAnswer("'deliveries' is not a list")
+        deliveries = _list(obj, "deliveries", [])
         return cls(
             notification_id=_str(obj, "notification_id"),
             app_id=_str(obj, "app_id"),
@@ -241,17 +239,11 @@ class TopicMembers:
         obj = _object(raw, "topic members")
         # The server answers {"topic", "user_ids": [...], "members": N, "limit", "offset"}:
         # `members` is the topic's member count, as in the answer to a membership change.
-        user_ids = obj.get("user_ids")
-        if not isinstance(user_ids, list):
-            raise UnexpectedAnswer("'user_ids' is not a list")
+        user_ids = _list(obj, "user_ids")
         return cls(
             topic=_opt_str(obj, "topic") or topic,
             user_ids=tuple(str(member) for member in user_ids),
-            page=Page(
-                total=_int(obj, "members"),
-                limit=_opt_int(obj, "limit") or len(user_ids),
-                offset=_opt_int(obj, "offset") or 0,
-            ),
+            page=_page(obj, len(user_ids), total="members"),
         )
 
 
@@ -289,9 +281,7 @@ class DevicePage:
     @classmethod
     def from_json(cls, raw: Any) -> DevicePage:
         obj = _object(raw, "device list")
-        devices = obj.get("devices")
-        if not isinstance(devices, list):
-            raise UnexpectedAnswer("'devices' is not a list")
+        devices = _list(obj, "devices")
         return cls(
             devices=tuple(Device.from_json(item) for item in devices),
             page=_page(obj, len(devices)),
@@ -310,12 +300,12 @@ def parse_time(value: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
-def _page(obj: Mapping[str, Any], count: int) -> Page:
-    offset = _opt_int(obj, "offset") or 0
+def _page(obj: Mapping[str, Any], count: int, *, total: str = "total") -> Page:
+    """Read a listing's paging fields; `total` names the field holding the item count."""
     return Page(
-        total=_int(obj, "total"),
+        total=_int(obj, total),
         limit=_opt_int(obj, "limit") or count,
-        offset=offset,
+        offset=_opt_int(obj, "offset") or 0,
     )
 
 
@@ -323,6 +313,13 @@ def _object(raw: Any, what: str) -> Mapping[str, Any]:
     if not isinstance(raw, dict):
         raise UnexpectedAnswer(f"expected a {what} object")
     return raw
+
+
+def _list(obj: Mapping[str, Any], name: str, default: list[Any] | None = None) -> list[Any]:
+    value = obj.get(name, default)
+    if not isinstance(value, list):
+        raise UnexpectedAnswer(f"{name!r} is not a list")
+    return value
 
 
 def _str(obj: Mapping[str, Any], name: str) -> str:

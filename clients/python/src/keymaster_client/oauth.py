@@ -37,10 +37,10 @@ class ClientCredentials:
     def token(self) -> str:
         """Return a valid access token, fetching one if the cached one is (nearly) stale."""
         with self._lock:
-            value = self._cache.valid(self._clock())
+            now = self._clock()
+            value = self._cache.valid(now)
             if value is None:
-                requested_at = self._clock()
-                value = self._cache.store(self._fetch(), requested_at)
+                value = self._cache.store(self._fetch(), now)
             return value
 
     def invalidate(self, value: str) -> None:
@@ -68,10 +68,10 @@ class AsyncClientCredentials:
         if value is not None:  # the common case takes no lock
             return value
         async with self._lock:
-            value = self._cache.valid(self._clock())
+            now = self._clock()
+            value = self._cache.valid(now)
             if value is None:
-                requested_at = self._clock()
-                value = self._cache.store(await self._fetch(), requested_at)
+                value = self._cache.store(await self._fetch(), now)
             return value
 
     def invalidate(self, value: str) -> None:
