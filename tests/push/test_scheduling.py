@@ -224,3 +224,17 @@ def test_the_consoles_broadcast_list_reads_every_broadcasts_counts_in_one_query(
         assert summary["counts"] == broadcast_counts(broadcast)
     # Newest first: the scheduled one, not fanned out yet, has no notifications to count.
     assert [sum(s["counts"].values()) for s in shown] == [0, 1, 1, 1]
+
+
+def test_giving_quota_back_touches_only_the_due_day_and_never_goes_below_zero(app, user):
+    from push.services.scheduling import quota_give_back
+
+    tomorrow = datetime.now(UTC) + timedelta(days=1)
+    _send(app, user)
+    for _ in range(2):
+        _send(app, user, send_at=tomorrow.isoformat())
+    assert (_used(app, datetime.now(UTC)), _used(app, tomorrow)) == (1, 2)
+    quota_give_back(app_id=app.pk, due=tomorrow, amount=5)
+    assert (_used(app, datetime.now(UTC)), _used(app, tomorrow)) == (1, 0)
+    quota_give_back(app_id=app.pk, due=None, amount=0)
+    assert _used(app, datetime.now(UTC)) == 1
