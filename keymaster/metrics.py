@@ -123,10 +123,15 @@ def broadcast_notifications_made(statuses: Iterable[str]) -> None:
     transaction.on_commit(count)
 
 
-def provider_answered(provider: str, outcome: Any) -> None:
-    """Count one request to `provider` and what it answered (an Outcome)."""
-    status = "ok" if outcome.kind == "delivered" else (outcome.error or str(outcome.kind))
-    PROVIDER_REQUESTS.labels(provider, status).inc()
+def _provider_status(outcome: Any) -> str:
+    """What a provider answered (an Outcome), as the `status` label: ok, or its error."""
+    return "ok" if outcome.kind == "delivered" else (outcome.error or str(outcome.kind))
+
+
+def _count(counter: Counter, tally: Tally) -> None:
+    """Add a tally keyed by label values to `counter`: one increment per label set, not per item."""
+    for labels, number in tally.items():
+        counter.labels(*labels).inc(number)
 
 
 def deliveries_answered(
@@ -139,14 +144,17 @@ def deliveries_answered(
     """
     now = timezone.now()
     accepted_at = {d.id: d.notification.created_at for d in deliveries}
+    answered, requests = Tally(), Tally()
     for delivery_id, outcome in outcomes.items():
         provider = providers.get(delivery_id)
-        DELIVERIES.labels(provider or "none", str(outcome.kind)).inc()
+        answered[provider or "none", str(outcome.kind)] += 1
         if provider:
-            provider_answered(provider, outcome)
+            requests[provider, _provider_status(outcome)] += 1
             if delivery_id in accepted_at:
                 seconds = (now - accepted_at[delivery_id]).total_seconds()
                 DELIVERY_SECONDS.labels(provider).observe(max(seconds, 0.0))
+    _count(DELIVERIES, answered)
+    _count(PROVIDER_REQUESTS, requests)
 
 
 def receipts_answered(results: Iterable[tuple[Any, Any]], stopped: int) -> None:
@@ -160,11 +168,14 @@ def receipts_answered(results: Iterable[tuple[Any, Any]], stopped: int) -> None:
         return
     now = timezone.now()
     accepted = receipts_accepted_at([receipt for receipt, _ in results])
+    answered, requests = Tally(), Tally()
     for receipt, result in results:
-        RECEIPTS.labels(str(result.outcome.kind)).inc()
-        provider_answered("webhook", result.outcome)
+        answered[(str(result.outcome.kind),)] += 1
+        requests["webhook", _provider_status(result.outcome)] += 1
         if result.outcome.kind == "delivered" and receipt.id in accepted:
             RECEIPT_SECONDS.observe(max((now - accepted[receipt.id]).total_seconds(), 0.0))
+    _count(RECEIPTS, answered)
+    _count(PROVIDER_REQUESTS, requests)
 
 
 class HttpMetricsMiddleware:

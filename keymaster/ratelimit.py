@@ -6,7 +6,8 @@ import time
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.functions import Greatest
 
 from keymaster.models import Counter
 
@@ -62,6 +63,16 @@ def counter_take(window: Window, amount: int = 1, *, now: float | None = None) -
     if row is None:
         return Take(False, counter_peek(window, now=now), window.limit, reset_in)
     return Take(True, int(row[0]), window.limit, reset_in)
+
+
+def counter_give_back(window: Window, amount: int, *, now: float | None = None) -> None:
+    """Take `amount` off the window's count (never below 0): a take that was not used."""
+    if amount <= 0:
+        return
+    now = time.time() if now is None else now
+    Counter.objects.filter(key=window.key, window_start=window.start(now)).update(
+        count=Greatest(F("count") - amount, 0)
+    )
 
 
 def counter_preview(window: Window, amount: int = 1, *, now: float | None = None) -> Take:

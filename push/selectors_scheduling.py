@@ -20,22 +20,34 @@ def scheduled_notifications_of_app(app: App, *, limit: int = 100) -> QuerySet[No
     ).order_by("send_at")[:limit]
 
 
-def broadcast_counts(broadcast: Broadcast) -> dict[str, int]:
-    """How many of the broadcast's notifications stand where: scheduled, queued, delivered..."""
+def _counts_by_broadcast(broadcast_ids: list[Any]) -> dict[Any, dict[str, int]]:
+    """How many of each broadcast's notifications stand where, for many broadcasts in one query."""
     now = timezone.now()
     queued = Q(status=NotificationStatus.QUEUED)
-    row = Notification.objects.filter(broadcast=broadcast).aggregate(
-        scheduled=Count("id", filter=queued & Q(send_at__gt=now)),
-        queued=Count("id", filter=queued & (Q(send_at__isnull=True) | Q(send_at__lte=now))),
-        delivered=Count("id", filter=Q(status=NotificationStatus.DELIVERED)),
-        # A recipient whose devices were removed before the fan-out reached them.
-        failed=Count(
-            "id", filter=Q(status__in=[NotificationStatus.FAILED, NotificationStatus.NO_DEVICES])
-        ),
-        canceled=Count("id", filter=Q(status=NotificationStatus.CANCELED)),
-        muted=Count("id", filter=Q(status=NotificationStatus.MUTED)),
+    rows = (
+        Notification.objects.filter(broadcast_id__in=broadcast_ids)
+        .values("broadcast_id")
+        .annotate(
+            scheduled=Count("id", filter=queued & Q(send_at__gt=now)),
+            queued=Count("id", filter=queued & (Q(send_at__isnull=True) | Q(send_at__lte=now))),
+            delivered=Count("id", filter=Q(status=NotificationStatus.DELIVERED)),
+            # A recipient whose devices were removed before the fan-out reached them.
+            failed=Count(
+                "id",
+                filter=Q(status__in=[NotificationStatus.FAILED, NotificationStatus.NO_DEVICES]),
+            ),
+            canceled=Count("id", filter=Q(status=NotificationStatus.CANCELED)),
+            muted=Count("id", filter=Q(status=NotificationStatus.MUTED)),
+        )
+        .order_by()
     )
-    return {name: row[name] for name in COUNTED}
+    counts = {row["broadcast_id"]: {name: row[name] for name in COUNTED} for row in rows}
+    return {pk: counts.get(pk, dict.fromkeys(COUNTED, 0)) for pk in broadcast_ids}
+
+
+def broadcast_counts(broadcast: Broadcast) -> dict[str, int]:
+    """How many of the broadcast's notifications stand where: scheduled, queued, delivered..."""
+    return _counts_by_broadcast([broadcast.pk])[broadcast.pk]
 
 
 def broadcast_status(broadcast: Broadcast, counts: dict[str, int]) -> str:
@@ -47,9 +59,10 @@ def broadcast_status(broadcast: Broadcast, counts: dict[str, int]) -> str:
     return "sending" if counts["queued"] else "done"
 
 
-def broadcast_summary(broadcast: Broadcast) -> dict[str, Any]:
-    """A broadcast as the API and the Console show it, with its counts."""
-    counts = broadcast_counts(broadcast)
+def broadcast_summary(broadcast: Broadcast, counts: dict[str, int] | None = None) -> dict[str, Any]:
+    """A broadcast as the API and the Console show it, with its counts (read when not given)."""
+    if counts is None:
+        counts = broadcast_counts(broadcast)
     return {
         "broadcast_id": broadcast.pk,
         "status": broadcast_status(broadcast, counts),
@@ -64,9 +77,10 @@ def broadcast_summary(broadcast: Broadcast) -> dict[str, Any]:
 
 
 def broadcasts_of_app(app: App, *, limit: int = 20) -> list[dict[str, Any]]:
-    """The app's latest broadcasts, newest first, each with its counts (broadcast_summary)."""
-    latest = Broadcast.objects.filter(app=app).order_by("-created_at")[:limit]
-    return [broadcast_summary(broadcast) for broadcast in latest]
+    """The app's latest broadcasts, newest first, each with its counts (one query for them all)."""
+    latest = list(Broadcast.objects.filter(app=app).order_by("-created_at")[:limit])
+    counts = _counts_by_broadcast([broadcast.pk for broadcast in latest])
+    return [broadcast_summary(broadcast, counts[broadcast.pk]) for broadcast in latest]
 
 
 def topics_of_app(app: App) -> QuerySet[Topic]:

@@ -12,9 +12,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import App, Enrollment, Invitation, User
+from accounts.models import App, Invitation, User
 from accounts.selectors import user_is_enrolled
-from accounts.services import invitation_accept
+from accounts.services import enrollment_add, invitation_accept
 from accounts.tokens import AppClient
 from keymaster.crypto import lookup_hmac
 from keymaster.errors import InvalidInput, NotFound, TooManyRequests
@@ -122,7 +122,7 @@ def device_register(
     transport, token = push_token_parse(platform, push_token, request_field)
     app = app_with_push_enabled(app_id, origin)
     if auto_enroll:
-        Enrollment.objects.get_or_create(app=app, user=user)
+        enrollment_add(app=app, user=user)
     elif not user_is_enrolled(app, user) and not invitation_accept(
         user=user, app_id=app.app_id, role=Invitation.Role.USER
     ):

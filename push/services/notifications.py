@@ -285,15 +285,10 @@ def deliveries_for(
 
 def deliveries_queue(deliveries: list[Delivery]) -> None:
     """Queue the stored deliveries' work: now, or invisible to workers until they are due."""
-    now, later = [], defaultdict(list)
+    by_due = defaultdict(list)
     for delivery in deliveries:
-        send_at = delivery.notification.send_at
-        if send_at is None:
-            now.append(delivery.id)
-        else:
-            later[send_at].append(delivery.id)
-    deliveries_enqueue(now)
-    for send_at, ids in later.items():
+        by_due[delivery.notification.send_at].append(delivery.id)
+    for send_at, ids in by_due.items():
         deliveries_enqueue_due(ids, send_at)
 
 

@@ -28,14 +28,21 @@ class AlreadyOpened(Conflict):
     code = "already_opened"
 
 
+def _opens_tracked_check(app_id: Any) -> None:
+    """Raise 403 opens_not_tracked unless the app tracks opens."""
+    if not PushConfig.objects.filter(app_id=app_id, track_opens=True).exists():
+        raise OpensNotTracked("This app does not track opens.")
+
+
 def delivery_open_by_token(*, token: Any) -> None:
     """Record the open a Web Push open token names; raise 404 (no such token) or 409 (used)."""
     delivery_id = open_token_read(token)
-    delivery = Delivery.objects.filter(pk=delivery_id).only("app_id", "opened_at").first()
-    if delivery_id is None or delivery is None:
+    delivery = None
+    if delivery_id is not None:  # a malformed token costs no query
+        delivery = Delivery.objects.filter(pk=delivery_id).only("app_id").first()
+    if delivery is None:
         raise NotFound("No such open token.", fields={"token": ["Unknown or malformed token."]})
-    if not PushConfig.objects.filter(app_id=delivery.app_id, track_opens=True).exists():
-        raise OpensNotTracked("This app does not track opens.")
+    _opens_tracked_check(delivery.app_id)
     opened = Delivery.objects.filter(pk=delivery_id, opened_at__isnull=True).update(
         opened_at=timezone.now()
     )
@@ -57,8 +64,7 @@ def notification_open(*, user: User, notification_id: Any) -> int:
         raise NotFound(
             "No such notification.", fields={"notification_id": ["Not one of yours."]}
         ) from None
-    if not PushConfig.objects.filter(app_id=notification.app_id, track_opens=True).exists():
-        raise OpensNotTracked("This app does not track opens.")
+    _opens_tracked_check(notification.app_id)
     marked = (
         Delivery.objects.filter(notification=notification, opened_at__isnull=True)
         .exclude(platform=Platform.WEB)

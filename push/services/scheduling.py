@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from accounts.models import App
 from keymaster.errors import Conflict, NotFound
-from keymaster.models import Counter
+from keymaster.ratelimit import Window, counter_give_back
 from push.models import (
     Broadcast,
     Delivery,
@@ -33,12 +33,8 @@ class NotCancelable(Conflict):
 
 def quota_give_back(*, app_id: Any, due: datetime | None, amount: int = 1) -> None:
     """Give back `amount` notifications of the daily quota of the day `due` falls on."""
-    if amount <= 0:
-        return
-    stamp = int(quota_day(due))
-    Counter.objects.filter(key=quota_key(app_id), window_start=stamp - stamp % DAY).update(
-        count=Greatest(F("count") - amount, 0)
-    )
+    # Giving back reads no limit: the window is the quota's key and day.
+    counter_give_back(Window(quota_key(app_id), DAY, limit=0), amount, now=quota_day(due))
 
 
 def notification_cancel(*, app: App, notification_id: Any) -> None:

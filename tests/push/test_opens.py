@@ -90,6 +90,13 @@ def test_an_unknown_token_is_404(tracked):
     assert "token" in response.json()["error"]["fields"]
 
 
+def test_a_well_signed_token_of_no_delivery_is_404(tracked):
+    token = open_token_for(2**62)  # genuine MAC, but no such delivery
+    response = APIClient().post("/push/opened", {"token": token}, format="json")
+    assert response.status_code == 404
+    assert "token" in response.json()["error"]["fields"]
+
+
 def test_a_phone_app_reports_an_open_with_the_users_jwt(tracked, providers):
     app, _, user = tracked
     register(user, app, fcm_token("opens"), "android")

@@ -9,7 +9,7 @@ import pytest
 
 from keymaster.models import Counter
 from push.delivery.deliveries import deliveries_claim
-from push.models import Delivery, DeliveryStatus, Notification
+from push.models import Broadcast, Delivery, DeliveryStatus, Notification
 from push.selectors import DAY
 from tests.drain import drain
 from tests.factories import app_client, enroll, make_push_app, make_user, register
@@ -203,3 +203,38 @@ def test_the_consoles_selectors_list_scheduled_sends_and_broadcasts(app, user):
     drain()
     counts = broadcasts_of_app(app)[0]["counts"]
     assert sum(counts.values()) == 1 and counts["scheduled"] == counts["muted"] == 0
+
+
+def test_the_consoles_broadcast_list_reads_every_broadcasts_counts_in_one_query(app, user):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from push.selectors_scheduling import broadcast_counts, broadcasts_of_app
+
+    client = app_client(app)
+    for _ in range(3):
+        client.post("/push/send/broadcast", {"title": "t", "body": "b"})
+    drain()
+    client.post("/push/send/broadcast", {"title": "t", "body": "b", "send_at": _at(600)})
+    with CaptureQueriesContext(connection) as queries:
+        shown = broadcasts_of_app(app)
+    assert len(shown) == 4 and len(queries) == 2  # the broadcasts, then all their counts
+    for summary in shown:
+        broadcast = Broadcast.objects.get(pk=summary["broadcast_id"])
+        assert summary["counts"] == broadcast_counts(broadcast)
+    # Newest first: the scheduled one, not fanned out yet, has no notifications to count.
+    assert [sum(s["counts"].values()) for s in shown] == [0, 1, 1, 1]
+
+
+def test_giving_quota_back_touches_only_the_due_day_and_never_goes_below_zero(app, user):
+    from push.services.scheduling import quota_give_back
+
+    tomorrow = datetime.now(UTC) + timedelta(days=1)
+    _send(app, user)
+    for _ in range(2):
+        _send(app, user, send_at=tomorrow.isoformat())
+    assert (_used(app, datetime.now(UTC)), _used(app, tomorrow)) == (1, 2)
+    quota_give_back(app_id=app.pk, due=tomorrow, amount=5)
+    assert (_used(app, datetime.now(UTC)), _used(app, tomorrow)) == (1, 0)
+    quota_give_back(app_id=app.pk, due=None, amount=0)
+    assert _used(app, datetime.now(UTC)) == 1
